@@ -1,0 +1,217 @@
+"""Scaled dot-product attention and multi-head attention (Vaswani et al., 2017, section 3.2).
+
+Mask convention, for the whole course: a *boolean* tensor where ``True`` means
+"this query may attend to this key" (as in ``torch.nn.functional.scaled_dot_product_attention``).
+It must broadcast to ``(B, h, T_q, T_k)``. A query whose row is entirely ``False``
+attends to nothing: its weights are all 0 and its output is the zero vector (never NaN).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .validate import check_divisible, check_last_dim, check_mask, check_nonempty, check_tensor
+
+
+def _safe_mask(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Return a mask with fully masked rows opened up (so softmax stays finite) and
+    the boolean `row_ok` (..., T_q, 1) that says which rows had any key at all."""
+    row_ok = mask.any(dim=-1, keepdim=True)  # (..., T_q, 1)
+    return mask | ~row_ok, row_ok
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V  -- equation (1) of the paper.
+
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v)
+    mask: boolean, True = may attend, broadcastable to (..., T_q, T_k).
+    Returns (output (..., T_q, d_v), weights (..., T_q, T_k)); each row of weights sums
+    to 1 over the keys (or is all 0 when the mask leaves that query no key).
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        check_tensor(t, name, ndim=(2, 3, 4))
+        check_nonempty(t, name)
+    if q.size(-1) != k.size(-1):
+        raise ValueError(
+            f"q and k must share their last dimension d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(
+            f"k and v must have the same shape up to the last axis (one value per key), "
+            f"got k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
+    d_k = q.size(-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
+    row_ok = None
+    if mask is not None:
+        check_mask(mask, tuple(scores.shape))
+        mask, row_ok = _safe_mask(mask)
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)  # (..., T_q, T_k), rows sum to 1
+    if row_ok is not None:
+        weights = weights * row_ok  # fully masked queries attend to nothing
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights  # (..., T_q, d_v)
+
+
+@dataclass
+class KVCache:
+    """Keys and values already projected for one attention module, for incremental decoding.
+
+    For decoder self-attention the cache grows by one position per generated token;
+    for cross-attention it is filled once from the encoder output and reused.
+    """
+
+    k: Tensor | None = None  # (B, h, T_seen, d_k)
+    v: Tensor | None = None  # (B, h, T_seen, d_k)
+
+    def __len__(self) -> int:
+        return 0 if self.k is None else self.k.size(2)
+
+
+class MultiHeadAttention(nn.Module):
+    """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O, head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V).
+
+    The h heads' projections are stored side by side in one `nn.Linear(d_model, d_model)`
+    each (`w_q, w_k, w_v`), and `w_o` mixes the concatenated heads back into d_model.
+
+    Two paths give the same numbers:
+      * the teaching path computes the weights explicitly and keeps them in
+        `self.attn_weights` (B, h, T_q, T_k) for plots;
+      * the fast path calls `torch.nn.functional.scaled_dot_product_attention`
+        (a fused kernel where one exists) and keeps no weights.
+    The teaching path runs when `need_weights=True`, when `keep_weights` is set (see
+    `keep_attention_weights`), or when `fused=False`.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        fused: bool = True,
+    ) -> None:
+        super().__init__()
+        check_divisible(d_model, n_heads)
+        self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+        self.dropout = dropout
+        self.fused = fused
+        self.keep_weights = False
+        self.attn_weights: Tensor | None = None  # (B, h, T_q, T_k) from the last teaching-path call
+
+    def split_heads(self, x: Tensor) -> Tensor:
+        """(B, T, d_model) -> (B, h, T, d_k)"""
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.d_k).transpose(1, 2)
+
+    def merge_heads(self, x: Tensor) -> Tensor:
+        """(B, h, T, d_k) -> (B, T, d_model): the concatenation of the heads."""
+        B, h, T, d_k = x.shape
+        return x.transpose(1, 2).reshape(B, T, h * d_k)
+
+    def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            check_tensor(t, name, ndim=3)
+            check_last_dim(t, name, self.d_model)
+            check_nonempty(t, name, axis=1)
+        if key.shape != value.shape:
+            raise ValueError(
+                f"key and value must have the same shape (B, T_k, d_model), "
+                f"got key {tuple(key.shape)} and value {tuple(value.shape)}"
+            )
+        if query.size(0) != key.size(0):
+            raise ValueError(
+                f"query and key must have the same batch size, got {query.size(0)} and {key.size(0)}"
+            )
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        value: Tensor | None = None,
+        mask: Tensor | None = None,
+        need_weights: bool = False,
+        cache: KVCache | None = None,
+        static_kv: bool = False,
+    ) -> Tensor:
+        """query (B, T_q, d_model); key, value (B, T_k, d_model), default: query (self-attention).
+
+        mask: boolean, True = may attend, broadcastable to (B, h, T_q, T_k).
+        cache: for incremental decoding. With `static_kv=False` (self-attention) the new
+        keys/values are appended to it; with `static_kv=True` (cross-attention) they are
+        computed from `key`/`value` on the first call and reused afterwards.
+        Returns (B, T_q, d_model).
+        """
+        key = query if key is None else key
+        value = key if value is None else value
+        self._check_inputs(query, key, value)
+
+        q = self.split_heads(self.w_q(query))  # (B, h, T_q, d_k)
+        if cache is not None and static_kv and cache.k is not None:
+            k, v = cache.k, cache.v  # encoder keys/values, projected once
+        else:
+            k = self.split_heads(self.w_k(key))  # (B, h, T_k, d_k)
+            v = self.split_heads(self.w_v(value))  # (B, h, T_k, d_k)
+            if cache is not None:
+                if not static_kv and cache.k is not None:
+                    k = torch.cat([cache.k, k], dim=2)  # (B, h, T_seen + T_new, d_k)
+                    v = torch.cat([cache.v, v], dim=2)
+                cache.k, cache.v = k, v
+
+        if mask is not None:
+            check_mask(mask, (q.size(0), self.n_heads, q.size(2), k.size(2)))
+        p = self.dropout if self.training else 0.0
+        if need_weights or self.keep_weights or not self.fused:
+            out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
+            self.attn_weights = weights.detach()
+        else:
+            out = self._fused(q, k, v, mask, p)
+            self.attn_weights = None
+        return self.w_o(self.merge_heads(out))  # (B, T_q, d_model)
+
+    @staticmethod
+    def _fused(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:
+        """torch's fused kernel, with the course's rule for fully masked rows."""
+        if mask is None:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        mask, row_ok = _safe_mask(mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return out * row_ok
+
+
+@contextlib.contextmanager
+def keep_attention_weights(model: nn.Module) -> Iterator[list[MultiHeadAttention]]:
+    """Within the block every `MultiHeadAttention` in `model` keeps its weights.
+
+    >>> with keep_attention_weights(model) as mhas:
+    ...     model(src, tgt)
+    >>> mhas[0].attn_weights.shape  # (B, h, T_q, T_k)
+    """
+    mhas = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    before = [m.keep_weights for m in mhas]
+    for m in mhas:
+        m.keep_weights = True
+    try:
+        yield mhas
+    finally:
+        for m, b in zip(mhas, before):
+            m.keep_weights = b
