@@ -14,8 +14,9 @@ def show_source(obj: object) -> None:
     except (TypeError, OSError) as e:
         raise ValueError(f"show_source expects a function, class or method, got {obj!r}") from e
     try:
-        from IPython.display import Code, display
-
-        display(Code(src, language="python"))
+        from IPython.display import Markdown, display
     except ImportError:  # outside IPython
         print(src)
+        return
+    # Markdown keeps the saved output plain text (stable under nbval); Jupyter highlights it.
+    display(Markdown(f"```python\n{src}```"))
