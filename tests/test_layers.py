@@ -31,8 +31,9 @@ def _perturb_norms(layer, gen):
                 m.beta.add_(0.1 * torch.randn(m.beta.shape, generator=gen, dtype=D))
 
 
-def test_layernorm_matches_torch(gen):
-    ours = LayerNorm(12).double()
+@pytest.mark.parametrize("fused", [False, True])
+def test_layernorm_matches_torch(gen, fused):
+    ours = LayerNorm(12, fused=fused).double()
     _perturb_norms(ours, gen)
     ref = torch.nn.LayerNorm(12).double()
     with torch.no_grad():
@@ -42,7 +43,7 @@ def test_layernorm_matches_torch(gen):
 
 
 def test_layernorm_gradcheck(gen):
-    ln = LayerNorm(6).double()
+    ln = LayerNorm(6, fused=False).double()
     x = torch.randn(3, 6, generator=gen, dtype=D, requires_grad=True)
     assert torch.autograd.gradcheck(ln, (x,))
 
