@@ -150,8 +150,8 @@ class Transformer(nn.Module):
         """
         check_token_ids(tgt, "tgt", self.cfg.tgt_vocab_size)
         offset = len(cache[0].self_kv) if cache else 0
-        if tgt_mask is None:
-            T = tgt.size(1)
+        T = tgt.size(1)
+        if tgt_mask is None and not (cache and T == 1):  # one new token may see every cached key: no mask
             tgt_mask = torch.ones(T, offset + T, dtype=torch.bool, device=tgt.device).tril(offset)
             if cache is None:
                 tgt_mask = tgt_mask & padding_mask(tgt, self.cfg.pad_id)  # (B, 1, T, T)

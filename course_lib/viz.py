@@ -20,7 +20,7 @@ def _as_numpy(weights: object, ndim: int, name: str = "weights") -> np.ndarray:
         weights = weights.detach().float().cpu().numpy()
     arr = np.asarray(weights, dtype=float)
     if arr.ndim != ndim:
-        want = "(T_q, T_k)" if ndim == 2 else "(h, T_q, T_k)"
+        want = {1: "(T_k,)", 2: "(T_q, T_k)", 3: "(h, T_q, T_k)"}.get(ndim, f"{ndim} dimensions")
         raise ValueError(f"{name} must have shape {want}, got shape {arr.shape}")
     return arr
 
@@ -101,3 +101,15 @@ def plot_heads(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def top_attended(
+    weights_row: object, key_labels: Sequence[str] | None = None, k: int = 3
+) -> list[tuple[int, str, float]]:
+    """The k keys one query attends to most: [(key index, label, weight), ...], largest first."""
+    w = _as_numpy(weights_row, 1, "weights_row")
+    labels = list(key_labels) if key_labels is not None else [str(j) for j in range(len(w))]
+    if len(labels) != len(w):
+        raise ValueError(f"key_labels has {len(labels)} labels for {len(w)} weights")
+    order = np.argsort(-w, kind="stable")[: max(k, 0)]
+    return [(int(j), labels[j], float(w[j])) for j in order]
