@@ -1,0 +1,157 @@
+"""Checkers for lesson 09, training.
+
+check_teacher_forcing(fn)   fn(targets (B, T) padded with PAD, no specials) -> (tgt_in, tgt_out), each (B, T+1):
+                            tgt_in = SOS + target (the right shift), tgt_out = target + EOS, padded with PAD
+check_label_smoothing(fn)   fn(logits (N, V), target (N,), epsilon) -> scalar: the label-smoothed
+                            cross-entropy averaged over the positions whose target is not PAD
+check_warmup_lr(fn)         fn(step, d_model, warmup) -> float: equation (3) of the paper
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data import EOS, PAD, SOS
+from ..train import transformer_lr
+from . import CheckResult, compare, fresh_generator, run_trials
+
+
+def _randint(g: torch.Generator, lo: int, hi: int) -> int:
+    """An int in [lo, hi]."""
+    return int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+
+def _padded_targets(g: torch.Generator, B: int, T: int, V: int) -> tuple[Tensor, list[int]]:
+    """(B, T) target ids in [3, V) with rows of random lengths 1..T (the first row full), PAD after."""
+    lengths = [T] + [_randint(g, 1, T) for _ in range(B - 1)]
+    ids = torch.randint(3, V, (B, T), generator=g)
+    for i, n in enumerate(lengths):
+        ids[i, n:] = PAD
+    return ids, lengths
+
+
+def _reference_io(targets: Tensor, lengths: list[int]) -> tuple[Tensor, Tensor]:
+    B, T = targets.shape
+    tgt_in = torch.full((B, T + 1), PAD, dtype=torch.long)
+    tgt_out = torch.full((B, T + 1), PAD, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        tgt_in[i, 0] = SOS
+        tgt_in[i, 1 : n + 1] = targets[i, :n]
+        tgt_out[i, :n] = targets[i, :n]
+        tgt_out[i, n] = EOS
+    return tgt_in, tgt_out
+
+
+def check_teacher_forcing(fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> CheckResult:
+    """The decoder's input and output for teacher forcing, on fresh padded batches."""
+    g = fresh_generator()
+
+    def trial() -> str | None:
+        B, T, V = _randint(g, 2, 5), _randint(g, 2, 9), _randint(g, 6, 30)
+        targets, lengths = _padded_targets(g, B, T, V)
+        want_in, want_out = _reference_io(targets, lengths)
+        got = fn(targets.clone())
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            return f"return two tensors (tgt_in, tgt_out), got {type(got).__name__}"
+        got_in, got_out = (torch.as_tensor(t) for t in got)
+        shape = (B, T + 1)
+        for name, t in (("tgt_in", got_in), ("tgt_out", got_out)):
+            if tuple(t.shape) != shape:
+                return f"{name} has shape {tuple(t.shape)} for targets of shape {(B, T)}; expected {shape} (one more position for SOS or EOS)"
+        if torch.equal(got_in, want_out) and torch.equal(got_out, want_in):
+            return "tgt_in and tgt_out are swapped: the decoder reads SOS + target and predicts target + EOS"
+        if not (got_in[:, 0] == SOS).all():
+            return "every row of tgt_in must start with SOS (id 1): the decoder's first input, when nothing is written yet"
+        if not torch.equal(got_in, want_in):
+            row = int((got_in != want_in).any(1).nonzero()[0])
+            return (
+                f"tgt_in differs in row {row} (length {lengths[row]}): expected {want_in[row].tolist()}, got "
+                f"{got_in[row].tolist()} (SOS, the target's real tokens, then PAD; no EOS in the input)"
+            )
+        if not torch.equal(got_out, want_out):
+            row = int((got_out != want_out).any(1).nonzero()[0])
+            hint = ""
+            if (got_out[row] == EOS).sum() == 1 and int((got_out[row] == EOS).nonzero()) == T:
+                hint = " EOS goes right after the last real token, not at the very end of the padded row."
+            return (
+                f"tgt_out differs in row {row} (length {lengths[row]}): expected {want_out[row].tolist()}, "
+                f"got {got_out[row].tolist()}.{hint}"
+            )
+        return None
+
+    return run_trials(
+        "teacher forcing",
+        [trial for _ in range(4)],
+        "SOS + target in, target + EOS out, padding kept in place, on 4 fresh random batches.",
+    )
+
+
+def check_label_smoothing(fn: Callable[[Tensor, Tensor, float], Tensor]) -> CheckResult:
+    """Against `F.cross_entropy(label_smoothing=eps, ignore_index=PAD)`, with padding and a
+    class whose probability underflows to 0."""
+    g = fresh_generator()
+
+    def case(extreme: bool) -> Callable[[], str | None]:
+        def run() -> str | None:
+            N, V = _randint(g, 5, 20), _randint(g, 5, 40)
+            eps = float(torch.empty(1).uniform_(0.05, 0.3, generator=g))
+            logits = torch.randn(N, V, generator=g) * 3
+            target = torch.randint(3, V, (N,), generator=g)
+            target[torch.randperm(N, generator=g)[: N // 3]] = PAD
+            if extreme:
+                logits[:, 2] = -200.0  # a probability of exactly 0 in float32
+            expected = F.cross_entropy(logits, target, ignore_index=PAD, label_smoothing=eps)
+            got = fn(logits.clone(), target.clone(), eps)
+            got_t = torch.as_tensor(got, dtype=torch.float64) if not isinstance(got, Tensor) else got
+            if got_t.numel() != 1:
+                return f"return one number (the mean over real tokens), got shape {tuple(got_t.shape)}"
+            got_f = float(got_t)
+            if not math.isfinite(got_f):
+                return (
+                    "the loss is not finite when one probability is 0: compute log p with "
+                    "torch.log_softmax, not torch.log(softmax(...))"
+                )
+            plain = float(F.cross_entropy(logits, target, ignore_index=PAD))
+            if abs(got_f - plain) < 1e-5 * max(1, abs(plain)):
+                return "this is the plain cross-entropy: the epsilon * mean(-log p) term is missing"
+            no_pad = float(F.cross_entropy(logits, target, label_smoothing=eps))
+            if abs(got_f - no_pad) < 1e-4 * max(1, abs(no_pad)):
+                return "positions whose target is PAD (id 0) must count for nothing, in the sum and the mean"
+            return compare(
+                got_t.reshape(()), expected, f"the loss (N={N}, V={V}, epsilon={eps:.3f})", atol=1e-4
+            )
+
+        return run
+
+    return run_trials(
+        "label smoothing",
+        [case(False), case(False), case(True)],
+        "equal to F.cross_entropy(label_smoothing=eps, ignore_index=PAD) on fresh logits, finite when a probability is 0.",
+    )
+
+
+def check_warmup_lr(fn: Callable[[int, int, int], float]) -> CheckResult:
+    """Equation (3) at random steps, including the warm-up, the peak and the decay."""
+    g = fresh_generator()
+
+    def trial() -> str | None:
+        d_model, warmup = 2 ** _randint(g, 4, 10), _randint(g, 10, 5000)
+        for step in (1, warmup // 2 + 1, warmup, warmup * 3, _randint(g, 1, 10 * warmup)):
+            want = transformer_lr(step, d_model, warmup)
+            got = float(fn(step, d_model, warmup))
+            if not math.isclose(got, want, rel_tol=1e-6):
+                where = "warm-up" if step < warmup else ("peak" if step == warmup else "decay")
+                return (
+                    f"lrate(step={step}, d_model={d_model}, warmup={warmup}) = {got:.4g}, expected {want:.4g} "
+                    f"(in the {where}: d_model^-0.5 * min(step^-0.5, step * warmup^-1.5))"
+                )
+        return None
+
+    return run_trials(
+        "warm-up schedule", [trial for _ in range(4)], "equation (3) at 20 fresh random points."
+    )

@@ -1,0 +1,101 @@
+import torch
+import torch.nn.functional as F
+
+from course_lib.data import EOS, PAD, SOS
+from course_lib.exercises.lesson09 import check_label_smoothing, check_teacher_forcing, check_warmup_lr
+
+
+# --- teacher forcing -----------------------------------------------------------------------
+def io_right(targets):
+    B, T = targets.shape
+    lengths = (targets != PAD).sum(1)
+    tgt_in = torch.cat([torch.full((B, 1), SOS), targets], dim=1)
+    tgt_out = torch.cat([targets, torch.full((B, 1), PAD)], dim=1)
+    tgt_out[torch.arange(B), lengths] = EOS
+    return tgt_in, tgt_out
+
+
+def test_teacher_forcing_accepts_right_answer():
+    r = check_teacher_forcing(io_right)
+    assert r.passed, r.message
+    assert str(r).startswith("✅")
+
+
+def test_teacher_forcing_catches_swap():
+    r = check_teacher_forcing(lambda t: io_right(t)[::-1])
+    assert not r.passed and "swapped" in r.message
+
+
+def test_teacher_forcing_catches_eos_at_the_end():
+    def eos_last(targets):
+        B = targets.size(0)
+        tgt_in = torch.cat([torch.full((B, 1), SOS), targets], dim=1)
+        return tgt_in, torch.cat([targets, torch.full((B, 1), EOS)], dim=1)
+
+    r = check_teacher_forcing(eos_last)
+    assert not r.passed and str(r).startswith("❌")
+    assert "right after the last real token" in r.message
+
+
+def test_teacher_forcing_catches_missing_sos_and_shape():
+    r = check_teacher_forcing(lambda t: (t, t))
+    assert not r.passed and "expected" in r.message and "SOS or EOS" in r.message
+    r = check_teacher_forcing(lambda t: (torch.cat([t, t[:, :1]], 1), io_right(t)[1]))
+    assert not r.passed and "start with SOS" in r.message
+    r = check_teacher_forcing(lambda t: 3)
+    assert not r.passed and "two tensors" in r.message
+
+
+# --- label smoothing ------------------------------------------------------------------------
+def ls_right(logits, target, eps):
+    logp = logits.log_softmax(-1)
+    keep = target != PAD
+    nll = -logp.gather(-1, target[:, None]).squeeze(-1)
+    loss = (1 - eps) * nll - eps * logp.mean(-1)
+    return loss[keep].mean()
+
+
+def test_label_smoothing_accepts_right_answer():
+    r = check_label_smoothing(ls_right)
+    assert r.passed, r.message
+    assert str(r).startswith("✅")
+
+
+def test_label_smoothing_catches_log_of_softmax():
+    def naive(logits, target, eps):
+        logp = logits.softmax(-1).log()
+        keep = target != PAD
+        nll = -logp.gather(-1, target[:, None]).squeeze(-1)
+        return ((1 - eps) * nll - eps * logp.mean(-1))[keep].mean()
+
+    r = check_label_smoothing(naive)
+    assert not r.passed and "log_softmax" in r.message
+
+
+def test_label_smoothing_catches_missing_smoothing_and_padding():
+    r = check_label_smoothing(lambda lg, t, eps: F.cross_entropy(lg, t, ignore_index=PAD))
+    assert not r.passed and "epsilon" in r.message
+    r = check_label_smoothing(lambda lg, t, eps: F.cross_entropy(lg, t, label_smoothing=eps))
+    assert not r.passed and "PAD" in r.message
+
+
+def test_label_smoothing_catches_other_variant():
+    def excludes_true_class(logits, target, eps):  # eps spread over the V-1 wrong classes
+        logp = logits.log_softmax(-1)
+        V = logits.size(-1)
+        q = torch.full_like(logp, eps / (V - 1)).scatter(-1, target[:, None], 1 - eps)
+        return -(q * logp).sum(-1)[target != PAD].mean()
+
+    r = check_label_smoothing(excludes_true_class)
+    assert not r.passed and "differs from the expected values" in r.message
+
+
+# --- warm-up schedule -------------------------------------------------------------------------
+def test_warmup_accepts_right_answer():
+    r = check_warmup_lr(lambda s, d, w: d**-0.5 * min(s**-0.5, s * w**-1.5))
+    assert r.passed, r.message
+
+
+def test_warmup_catches_wrong_exponent():
+    r = check_warmup_lr(lambda s, d, w: d**-0.5 * min(s**-0.5, s * w**-0.5))
+    assert not r.passed and "warm-up" in r.message and "expected" in r.message
