@@ -1,0 +1,143 @@
+"""Checkers for lesson 10 (inference): greedy decoding, temperature, top-p."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ..decode import greedy_decode, next_token_distribution
+from ..model import Transformer, TransformerConfig
+from . import CheckResult, compare, fresh_generator, run_trials
+
+SOS, EOS, PAD = 1, 2, 0
+
+
+def _random_model(g: torch.Generator) -> Transformer:
+    """A small randomly initialised model with fresh sizes and weights."""
+    src_v, tgt_v = (int(torch.randint(8, 20, (1,), generator=g)) for _ in range(2))
+    cfg = TransformerConfig(
+        src_v,
+        tgt_v,
+        d_model=16,
+        n_heads=2,
+        n_encoder_layers=int(torch.randint(1, 3, (1,), generator=g)),
+        n_decoder_layers=int(torch.randint(1, 3, (1,), generator=g)),
+        d_ff=32,
+        dropout=0.0,
+        max_len=32,
+        tie_output=False,  # an untied output layer: random weights then give varied outputs
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+        model = Transformer(cfg)
+        torch.nn.init.normal_(model.generator.weight, std=1.0)  # clear winners, no near-ties
+    return model.eval()
+
+
+def _until_eos(row: list[int], eos: int) -> list[int]:
+    return row[: row.index(eos) + 1] if eos in row else row
+
+
+def check_greedy_decode(fn: Callable[..., Tensor]) -> CheckResult:
+    """fn(model, src, sos_id, eos_id, max_len) -> ids (B, L): the tokens after SOS, row by
+    row up to and including EOS (what comes after a row's EOS is not checked)."""
+    g = fresh_generator()
+
+    def trial() -> str | None:
+        for _ in range(50):  # a random model whose greedy output is not one token repeated
+            model = _random_model(g)
+            B, S = int(torch.randint(2, 5, (1,), generator=g)), int(torch.randint(3, 9, (1,), generator=g))
+            src = torch.randint(3, model.cfg.src_vocab_size, (B, S), generator=g)
+            src[0, S - 1 :] = PAD  # one row shorter than the others
+            max_len = int(torch.randint(5, 12, (1,), generator=g))
+            expected = greedy_decode(model, src, SOS, EOS, max_len)
+            rows = [_until_eos(row, EOS) for row in expected.tolist()]
+            # varied outputs, and never PAD or SOS generated (padding masks would then disagree)
+            if any(len(set(r)) > 2 for r in rows) and not any(PAD in r or SOS in r for r in rows):
+                break
+        calls = {"encoder": 0}
+        hook = model.encoder_layers[0].register_forward_hook(
+            lambda *_: calls.__setitem__("encoder", calls["encoder"] + 1)
+        )
+        try:
+            with torch.no_grad():
+                got = fn(model, src.clone(), SOS, EOS, max_len)
+        finally:
+            hook.remove()
+        if not isinstance(got, Tensor):
+            return f"return a tensor of ids (B, L), got {type(got).__name__}"
+        if got.dim() != 2 or got.size(0) != B:
+            return f"return ids of shape (B, L) = ({B}, L), got shape {tuple(got.shape)}"
+        if calls["encoder"] != 1:
+            return (
+                f"the encoder ran {calls['encoder']} times for one batch: encode the source once, "
+                f"before the loop, and reuse the memory at every step"
+            )
+        if got.size(1) > 0 and bool((got[:, 0] == SOS).all()) and not bool((expected[:, 0] == SOS).all()):
+            return "leave the start token out of the result: return only the generated tokens"
+        for b in range(B):
+            want = _until_eos(expected[b].tolist(), EOS)
+            have = _until_eos(got[b].tolist(), EOS)[: len(want)] if got.size(1) else []
+            if have != want:
+                t = next((i for i, (x, y) in enumerate(zip(have, want)) if x != y), min(len(have), len(want)))
+                return (
+                    f"row {b} differs from greedy decoding at step {t}: expected {want}, got {have} "
+                    f"(take the argmax of the LAST position's logits, append it, repeat)"
+                )
+        return None
+
+    return run_trials(
+        "greedy decoding", [trial] * 3, "the encoder runs once and every token is the argmax. Well done!"
+    )
+
+
+def check_temperature_softmax(fn: Callable[[Tensor, float], Tensor]) -> CheckResult:
+    """fn(logits (..., V), temperature) -> probabilities softmax(logits / temperature)."""
+    g = fresh_generator()
+
+    def trial() -> str | None:
+        shape = (int(torch.randint(1, 5, (1,), generator=g)), int(torch.randint(3, 12, (1,), generator=g)))
+        logits = torch.randn(shape, generator=g) * 3
+        T = float(torch.empty(1).uniform_(0.2, 4.0, generator=g))
+        got = fn(logits.clone(), T)
+        expected = next_token_distribution(logits, temperature=T)
+        if isinstance(got, Tensor) and got.shape == expected.shape:
+            if torch.allclose(got.float(), (logits * T).softmax(-1), atol=1e-5):
+                return "you multiplied by the temperature: divide the logits by T (T < 1 sharpens)"
+            sums = got.float().sum(-1)
+            if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+                return "each row should be a probability distribution summing to 1: apply softmax over the last axis"
+        hint = compare(got, expected, f"softmax(logits / T) with T = {T:.2f}")
+        return hint
+
+    return run_trials("temperature", [trial] * 5, "softmax(z / T) matches on fresh logits and temperatures.")
+
+
+def check_top_p_filter(fn: Callable[[Tensor, float], Tensor]) -> CheckResult:
+    """fn(probs (V,), p) -> the distribution restricted to the smallest set of most probable
+    tokens whose total mass is >= p, renormalised to sum to 1."""
+    g = fresh_generator()
+
+    def trial() -> str | None:
+        V = int(torch.randint(4, 15, (1,), generator=g))
+        probs = (torch.randn(V, generator=g) * 1.5).softmax(-1)
+        p = float(torch.empty(1).uniform_(0.2, 0.95, generator=g))
+        got = fn(probs.clone(), p)
+        expected = next_token_distribution(probs.log(), top_p=p)
+        if not isinstance(got, Tensor) or got.shape != expected.shape:
+            return compare(got, expected, "the filtered distribution")
+        k_got, k_exp = int((got > 0).sum()), int((expected > 0).sum())
+        if k_got == k_exp - 1:
+            return (
+                f"with p = {p:.2f} you keep {k_got} tokens, but their mass is below p: keep the token "
+                f"that crosses p too ({k_exp} tokens)"
+            )
+        if k_got != k_exp:
+            return f"with p = {p:.2f} keep the {k_exp} most probable tokens, you kept {k_got}"
+        if abs(float(got.sum()) - 1.0) > 1e-4:
+            return f"renormalise what you keep so it sums to 1 (yours sums to {float(got.sum()):.3f})"
+        return compare(got, expected, f"the top-p distribution with p = {p:.2f}")
+
+    return run_trials("top-p", [trial] * 8, "you keep the smallest nucleus whose mass reaches p.")

@@ -1,0 +1,181 @@
+"""A widget for the next-token distribution: how temperature, top-k and top-p reshape it.
+
+    explorer = SamplingExplorer(logits, labels)   # logits (V,), one label per token
+    explorer                                       # in a notebook: sliders + bar chart
+    explorer.set(temperature=0.5, top_k=3)         # from Python; returns the distribution
+
+The numbers come from `course_lib.decode.next_token_distribution`, the function the
+sampler itself uses, so what the chart shows is what `sample` draws from.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from .decode import next_token_distribution
+from .validate import check_tensor
+
+
+def entropy(probs: Tensor) -> float:
+    """Entropy in nats of one distribution: 0 for a certain choice, log(V) for uniform."""
+    p = probs[probs > 0]
+    return float(-(p * p.log()).sum())
+
+
+def plot_distribution(
+    probs: Tensor,
+    labels: Sequence[str],
+    reference: Tensor | None = None,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    max_bars: int = 20,
+) -> plt.Axes:
+    """Bar chart of a next-token distribution (V,); `reference` (e.g. the plain softmax) is
+    drawn as outlines behind it. Tokens are sorted by the reference probability (or by
+    `probs`), at most `max_bars` of them."""
+    probs = probs.detach().float().cpu().numpy()
+    ref = None if reference is None else reference.detach().float().cpu().numpy()
+    order = (-(ref if ref is not None else probs)).argsort(kind="stable")[:max_bars]
+    x = range(len(order))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.2))
+    if ref is not None:
+        ax.bar(x, ref[order], color="none", edgecolor="0.5", linestyle="--", label="softmax(z), T = 1")
+    cmap = plt.get_cmap("viridis")
+    ax.bar(x, probs[order], color=cmap(0.35), alpha=0.9, label="distribution sampled from")
+    ax.set_xticks(list(x), [labels[int(i)] for i in order])
+    ax.set_xlabel("next token (sorted by probability)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="upper right", fontsize=10)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+class SamplingExplorer:
+    """Sliders for temperature, top-k and top-p over one next-token distribution.
+
+    logits: (V,) raw scores z of the next token; labels: V display strings.
+    `probs` holds the current filtered distribution, `readout` a one-line summary;
+    `set(...)` changes the controls from Python (as a learner would) and returns `probs`.
+    top_k = 0 and top_p = 1.0 mean "off".
+    """
+
+    def __init__(self, logits: Tensor, labels: Sequence[str], title: str = "", max_bars: int = 20) -> None:
+        check_tensor(logits, "logits", ndim=1)
+        if len(labels) != logits.numel():
+            raise ValueError(f"labels has {len(labels)} entries for {logits.numel()} logits")
+        self.logits = logits.detach().float().cpu()
+        self.labels = list(labels)
+        self.title = title
+        self.max_bars = max_bars
+        self.reference = self.logits.softmax(-1)
+        V = self.logits.numel()
+        style = {"description_width": "110px"}
+        layout = widgets.Layout(width="460px")
+        self.temperature = widgets.FloatLogSlider(
+            value=1.0, base=10, min=-1.5, max=0.7, step=0.01, description="temperature",
+            style=style, layout=layout, continuous_update=False, readout_format=".2f",
+        )  # fmt: skip
+        self.top_k = widgets.IntSlider(
+            value=0, min=0, max=V, description="top-k (0 = off)", style=style, layout=layout,
+            continuous_update=False,
+        )  # fmt: skip
+        self.top_p = widgets.FloatSlider(
+            value=1.0, min=0.05, max=1.0, step=0.01, description="top-p (1 = off)", style=style,
+            layout=layout, continuous_update=False,
+        )  # fmt: skip
+        self.image = widgets.Image(format="png")
+        self.info = widgets.HTML()
+        for w in (self.temperature, self.top_k, self.top_p):
+            w.observe(self._on_change, names="value")
+        self.widget = widgets.VBox([self.temperature, self.top_k, self.top_p, self.info, self.image])
+        self.probs: Tensor = self.reference
+        self._quiet = False
+        self.readout = ""
+        self.update()
+
+    # --- state ---------------------------------------------------------------------
+    def settings(self) -> dict:
+        k, p = int(self.top_k.value), float(self.top_p.value)
+        return {
+            "temperature": float(self.temperature.value),
+            "top_k": k if k > 0 else None,
+            "top_p": p if p < 1.0 else None,
+        }
+
+    def set(
+        self, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None
+    ) -> Tensor:
+        """Move the sliders (None leaves one as it is) and return the new distribution."""
+        self._quiet = True  # one redraw for all the changes, not one per slider
+        try:
+            if temperature is not None:
+                self.temperature.value = temperature
+            if top_k is not None:
+                self.top_k.value = top_k
+            if top_p is not None:
+                self.top_p.value = top_p
+        finally:
+            self._quiet = False
+        self.update()
+        return self.probs
+
+    def _on_change(self, _change: dict) -> None:
+        if not self._quiet:
+            self.update()
+
+    def update(self) -> None:
+        try:
+            self.probs = next_token_distribution(self.logits, **self.settings())
+        except ValueError as e:  # should not happen with the sliders' ranges; say so, keep the view
+            self.info.value = f"<b>cannot draw this setting:</b> {e}"
+            return
+        kept = int((self.probs > 0).sum())
+        best = int(self.probs.argmax())
+        H = entropy(self.probs)
+        self.readout = (
+            f"kept {kept} of {self.probs.numel()} tokens · entropy {H:.2f} nats "
+            f"(uniform: {math.log(self.probs.numel()):.2f}) · most likely {self.labels[best]!r} "
+            f"p = {float(self.probs[best]):.3f}"
+        )
+        self.info.value = self.readout
+        self.image.value = self._png()
+
+    # --- drawing -----------------------------------------------------------------------
+    def figure(self) -> Figure:
+        s = self.settings()
+        desc = f"T = {s['temperature']:.2f}, top-k = {s['top_k'] or 'off'}, top-p = {s['top_p'] or 'off'}"
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        plot_distribution(
+            self.probs, self.labels, self.reference, ax=ax, title=f"{self.title} {desc}".strip(),
+            max_bars=self.max_bars,
+        )  # fmt: skip
+        fig.tight_layout()
+        return fig
+
+    def _png(self) -> bytes:
+        fig = self.figure()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        return buf.getvalue()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def explore_sampling(logits: Tensor, labels: Sequence[str], title: str = "") -> SamplingExplorer:
+    """Build a `SamplingExplorer`; display it by leaving it as a cell's last expression."""
+    return SamplingExplorer(torch.as_tensor(logits), labels, title)

@@ -1,0 +1,89 @@
+import pytest
+import torch
+
+from course_lib.exercises.lesson10 import check_greedy_decode, check_temperature_softmax, check_top_p_filter
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The checker's models are tiny: one thread is fastest, and robust on a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def right_greedy(model, src, sos_id, eos_id, max_len):
+    memory = model.encode(src)
+    src_mask = (src != model.cfg.pad_id)[:, None, None, :]
+    ys = torch.full((src.size(0), 1), sos_id)
+    for _ in range(max_len):
+        h = model.decode(ys, memory, src_mask)
+        ys = torch.cat([ys, model.generator(h[:, -1]).argmax(-1, keepdim=True)], 1)
+        if (ys == eos_id).any(1).all():
+            break
+    return ys[:, 1:]
+
+
+def reencoding_greedy(model, src, sos_id, eos_id, max_len):
+    ys = torch.full((src.size(0), 1), sos_id)
+    for _ in range(max_len):
+        ys = torch.cat([ys, model(src, ys)[:, -1].argmax(-1, keepdim=True)], 1)  # encoder every step
+    return ys[:, 1:]
+
+
+def first_position_greedy(model, src, sos_id, eos_id, max_len):
+    memory = model.encode(src)
+    ys = torch.full((src.size(0), 1), sos_id)
+    for _ in range(max_len):
+        h = model.decode(ys, memory)
+        ys = torch.cat([ys, model.generator(h[:, 0]).argmax(-1, keepdim=True)], 1)  # wrong position
+    return ys[:, 1:]
+
+
+def test_greedy_checker():
+    res = check_greedy_decode(right_greedy)
+    assert res and str(res).startswith("✅")
+    res = check_greedy_decode(reencoding_greedy)
+    assert not res and "encoder ran" in res.message and "once" in res.message
+    res = check_greedy_decode(first_position_greedy)
+    assert not res and "differs from greedy decoding" in res.message and "LAST position" in res.message
+    res = check_greedy_decode(lambda m, s, a, b, n: right_greedy(m, s, a, b, n).tolist())
+    assert not res and "tensor" in res.message
+
+
+def test_temperature_checker():
+    assert check_temperature_softmax(lambda z, T: (z / T).softmax(-1))
+    res = check_temperature_softmax(lambda z, T: (z * T).softmax(-1))
+    assert not res and "divide" in res.message
+    res = check_temperature_softmax(lambda z, T: z / T)
+    assert not res and "sum" in res.message
+    res = check_temperature_softmax(lambda z, T: z.softmax(-1))
+    assert not res and "differs" in res.message
+
+
+def right_top_p(probs, p):
+    sorted_p, order = probs.sort(descending=True)
+    keep = (sorted_p.cumsum(0) - sorted_p) < p
+    out = torch.zeros_like(probs)
+    out[order[keep]] = sorted_p[keep]
+    return out / out.sum()
+
+
+def too_small_top_p(probs, p):  # keeps only tokens whose running mass stays <= p
+    sorted_p, order = probs.sort(descending=True)
+    keep = sorted_p.cumsum(0) <= p
+    keep[0] = True
+    out = torch.zeros_like(probs)
+    out[order[keep]] = sorted_p[keep]
+    return out / out.sum()
+
+
+def test_top_p_checker():
+    assert check_top_p_filter(right_top_p)
+    res = check_top_p_filter(too_small_top_p)
+    assert not res and "crosses p" in res.message
+    res = check_top_p_filter(lambda probs, p: right_top_p(probs, p) * right_top_p(probs, p).sum() * 0.5)
+    assert not res and "renormalise" in res.message
+    res = check_top_p_filter(lambda probs, p: probs)
+    assert not res and "keep the" in res.message
