@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 PORT   ?= 8888
+# JupyterLab refuses to start as root unless told; containers often run as root
+ROOTFLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: help install lab test lint unit nbval browser execute student bench clean
 
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lab: $(STAMP)
-	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) 00_welcome.ipynb
+	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) $(ROOTFLAG) 00_welcome.ipynb
 
 lint: $(STAMP)
 	$(BIN)/ruff check course_lib tests benchmarks notebooks
