@@ -39,11 +39,20 @@ MODEL = ExplorerKind(".course-attention-explorer", ".course-attention-query", ".
 # lesson number -> the explorer kind it must contain
 LESSONS = {"03": PATTERN, "11": MODEL}
 
-STATE_JS = """() => {
+STATE_JS = """(name) => {
   const app = window.jupyterapp;
   if (!app) return null;
-  const w = app.shell.currentWidget;
+  // the panel of *this* notebook, found by its path: a restored workspace may hold other tabs,
+  // and whichever tab is current can change while the page settles
+  let w = null;
+  try {
+    for (const x of app.shell.widgets('main')) {
+      if (x.context && x.context.path && x.context.path.split('/').pop() === name) { w = x; break; }
+    }
+  } catch (e) { w = app.shell.currentWidget; }  // a shell without widgets(area)
   if (!w || !w.content || !w.content.model || !w.sessionContext) return {ready: false};
+  if (app.shell.currentWidget !== w) app.shell.activateById(w.id);
+  w.node.dataset.courseTest = name;  // lets the tests scope their locators to this panel
   const cells = w.content.model.cells;
   let n = 0, done = 0;
   const errors = [];
@@ -88,27 +97,31 @@ def poll(fn, timeout: float, interval: float = 0.25, what: str = "condition"):
         time.sleep(interval)
 
 
-def kernel_state(page) -> dict | None:
-    return page.evaluate(STATE_JS)
+def kernel_state(page, name: str) -> dict | None:
+    return page.evaluate(STATE_JS, name)
 
 
-def open_and_run(page, url: str, ui: str) -> dict:
-    """Open a notebook, clear its saved outputs, Run > Run All Cells, wait until idle."""
+def open_and_run(page, url: str, ui: str, name: str) -> dict:
+    """Open the notebook `name`, clear its saved outputs, Run > Run All Cells, wait until idle."""
     page.goto(url)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    state = kernel_state(page)
+    state = kernel_state(page, name)
     if state is None:
         pytest.fail(f"window.jupyterapp is missing in {ui}: the server must run with expose_app_in_browser")
-    poll(lambda: (kernel_state(page) or {}).get("status") == "idle", 90, what="the kernel to start (idle)")
+    poll(
+        lambda: (kernel_state(page, name) or {}).get("status") == "idle",
+        90,
+        what="the kernel to start (idle)",
+    )
     # start from a clean slate, so that every output and execution count we see is new
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-    poll(lambda: kernel_state(page)["done"] == 0, 10, what="the saved outputs to clear")
+    poll(lambda: kernel_state(page, name)["done"] == 0, 10, what="the saved outputs to clear")
 
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
 
     def finished():
-        s = kernel_state(page)
+        s = kernel_state(page, name)
         return s if s["n"] and s["done"] == s["n"] and s["status"] == "idle" else None
 
     t0 = time.monotonic()
@@ -135,8 +148,8 @@ def new_text_for(kind: ExplorerKind, old: str) -> str:
     return new.strip() or old
 
 
-def check_explorer(page, kind: ExplorerKind, shots: Path, prefix: str) -> None:
-    root = page.locator(kind.root).first
+def check_explorer(page, name: str, kind: ExplorerKind, shots: Path, prefix: str) -> None:
+    root = page.locator(f'[data-course-test="{name}"] {kind.root}').first
     root.wait_for(state="visible", timeout=30_000)
     root.scroll_into_view_if_needed()
     sliders = root.locator(".widget-slider")
@@ -189,19 +202,21 @@ def no_error_in_page(page) -> list[str]:
 )
 def test_lesson_in_jupyterlab(lesson, page, jupyter_lab, artifacts):
     path = lesson_path(lesson)
-    state = open_and_run(page, f"{jupyter_lab.url}/lab/tree/{path.name}", "JupyterLab")
+    # a workspace of its own, reset: no tabs restored from an earlier test
+    url = f"{jupyter_lab.url}/lab/workspaces/test-{lesson}/tree/{path.name}?reset"
+    state = open_and_run(page, url, "JupyterLab", path.name)
     assert not state["errors"], f"{path.name} shows errors in JupyterLab: {state['errors']}"
     assert not no_error_in_page(page), no_error_in_page(page)
     print(f"\n{path.name}: {state['n']} code cells ran in JupyterLab in {state['run_s']:.1f} s")
-    check_explorer(page, LESSONS[lesson], artifacts / "x.png", f"browser-lab-{path.stem}")
+    check_explorer(page, path.name, LESSONS[lesson], artifacts / "x.png", f"browser-lab-{path.stem}")
 
 
 def test_lesson_03_in_notebook7(page, jupyter_notebook, artifacts):
     path = lesson_path("03")
     if path is None:
         pytest.skip("notebooks/03_*.ipynb does not exist yet")
-    state = open_and_run(page, f"{jupyter_notebook.url}/notebooks/{path.name}", "Notebook 7")
+    state = open_and_run(page, f"{jupyter_notebook.url}/notebooks/{path.name}", "Notebook 7", path.name)
     assert not state["errors"], f"{path.name} shows errors in Notebook 7: {state['errors']}"
     assert not no_error_in_page(page), no_error_in_page(page)
     print(f"\n{path.name}: {state['n']} code cells ran in Notebook 7 in {state['run_s']:.1f} s")
-    check_explorer(page, PATTERN, artifacts / "x.png", f"browser-notebook7-{path.stem}")
+    check_explorer(page, path.name, PATTERN, artifacts / "x.png", f"browser-notebook7-{path.stem}")
