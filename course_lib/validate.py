@@ -51,12 +51,21 @@ def check_token_ids(ids: object, name: str, vocab_size: int) -> Tensor:
         raise ValueError(f"{name} must hold integer token ids (torch.long), got dtype {ids.dtype}")
     if ids.size(1) == 0:
         raise ValueError(f"{name} is an empty sequence (shape {tuple(ids.shape)}): need T >= 1")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size):
+    if ids.numel() == 0 or _compiling():  # reading values back would split a compiled graph
+        return ids
+    lo, hi = (int(v) for v in torch.aminmax(ids))
+    if lo < 0 or hi >= vocab_size:
         raise ValueError(
             f"{name} holds token ids outside the vocabulary: expected ids in "
-            f"[0, {vocab_size - 1}], got min {int(ids.min())} and max {int(ids.max())}"
+            f"[0, {vocab_size - 1}], got min {lo} and max {hi}"
         )
     return ids
+
+
+def _compiling() -> bool:
+    """True while torch.compile traces the code (torch >= 2.3; older versions never skip)."""
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling and is_compiling())
 
 
 def check_mask(mask: object, target: tuple[int, ...], name: str = "mask") -> Tensor:

@@ -11,6 +11,7 @@ from course_lib.train import (
     cross_entropy,
     evaluate,
     label_smoothing_loss,
+    linear_lr,
     main,
     make_optimizer,
     make_scheduler,
@@ -134,6 +135,47 @@ def test_scheduler_and_adam():
     assert seen == pytest.approx([transformer_lr(k, 64, 10, 1.5) for k in range(1, 31)])
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linear_schedule_equals_torchs_linear_schedulers(seed):
+    # reference: torch's own LinearLR warm-up followed by a LinearLR decay, on random settings
+    g = torch.Generator().manual_seed(seed)
+    warmup = int(torch.randint(1, 30, (), generator=g))
+    total = warmup + int(torch.randint(5, 200, (), generator=g))
+    peak, floor = float(torch.rand((), generator=g)) * 1e-2 + 1e-4, float(torch.rand((), generator=g)) * 0.2
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    parts = [
+        torch.optim.lr_scheduler.LinearLR(opt, 1 / warmup, 1.0, max(warmup - 1, 1)),
+        torch.optim.lr_scheduler.LinearLR(opt, 1.0, floor, total - warmup),
+    ]
+    ref_sched = torch.optim.lr_scheduler.SequentialLR(opt, parts, milestones=[warmup - 1])
+    ref = []
+    for _ in range(total + 20):
+        ref.append(opt.param_groups[0]["lr"])
+        opt.step()
+        ref_sched.step()
+    start = 0 if warmup > 1 else 1  # LinearLR needs total_iters >= 1: skip its 1-step warm-up
+    got = [linear_lr(k, peak, warmup, total, floor) for k in range(1, total + 21)]
+    assert got[start:] == pytest.approx(ref[start:], abs=1e-12)
+    assert got[warmup - 1] == pytest.approx(peak) and got[total - 1] == pytest.approx(peak * floor)
+    for bad in ({"warmup": 0}, {"warmup": total}, {"peak": 0.0}, {"floor": 1.5}):
+        kw = {"peak": peak, "warmup": warmup, "total": total, "floor": floor, **bad}
+        with pytest.raises(ValueError, match="linear_lr needs"):
+            linear_lr(5, **kw)
+
+
+def test_trainer_with_the_linear_schedule():
+    model = model_for_task("reversal", d_model=16, n_heads=2, layers=1, d_ff=32, seed=0)
+    cfg = TrainConfig(
+        task="reversal", batch_size=8, schedule="linear", warmup=3, peak_lr=2e-3, total_steps=10
+    )
+    h = Trainer(model, cfg, "cpu").run(12, progress=False)
+    assert h["lr"] == pytest.approx([linear_lr(k, 2e-3, 3, 10) for k in range(1, 13)])
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        Trainer(model, TrainConfig(task="reversal", schedule="cosine"), "cpu")
+    with pytest.raises(ValueError, match="warmup < total"):  # linear needs the run's length
+        Trainer(model, TrainConfig(task="reversal", schedule="linear"), "cpu")
+
+
 def test_training_lowers_the_loss_and_clips():
     torch.manual_seed(0)
     model = model_for_task("reversal", d_model=32, n_heads=2, layers=1, d_ff=64, seed=0)
@@ -211,3 +253,14 @@ def test_cli_trains_and_saves(tmp_path, capsys):
         ]
     )
     assert "resumed from" in capsys.readouterr().out and 0 <= resumed["heldout_exact_match"] <= 1
+
+
+def test_cli_linear_schedule(tmp_path, capsys):
+    out = tmp_path / "lin.pt"
+    small = "--d-model 16 --heads 2 --layers 1 --d-ff 32 --batch-size 8 --eval-n 5 --eval-every 0"
+    args = f"--task reversal --steps 12 --schedule linear --warmup 4 --peak-lr 2e-3 {small} --no-progress"
+    main(args.split() + ["--device", "cpu", "--out", str(out)])
+    trainer = Trainer.load(out, "cpu")
+    assert trainer.config.schedule == "linear" and trainer.config.total_steps == 12
+    assert trainer.history["lr"] == pytest.approx([linear_lr(k, 2e-3, 4, 12) for k in range(1, 13)])
+    capsys.readouterr()
