@@ -430,7 +430,7 @@ class Trainer:
         with torch.no_grad():
             ce = float(cross_entropy(logits.detach(), b.tgt_out))
         return {
-            "loss": float(loss.detach()),
+            "loss": loss.item(),
             "cross_entropy": ce,
             "lr": lr,
             "grad_norm": grad_norm,
