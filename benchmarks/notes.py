@@ -68,8 +68,8 @@ Each measured on this machine (2 shared cores) when it was made, contenders inte
    4.4e-3 for d_model=128 and then decays as 1/sqrt(step), so after a few hundred steps the
    weights still move and held-out exact match hovers between 92% and 98%. The same
    Trainer with a linear warm-up over 50 steps to 3e-3 and a linear decay to 2% of it at
-   step 400 reaches 99% on the dates in 300-350 steps (0.39-0.41x of the baseline's time)
-   and on reversal in 200 (0.63-0.80x). Steps to
+   step 400 reaches 99% on the dates in 300-350 steps (0.39-0.46x of the baseline's time over three runs)
+   and on reversal in 200-250 (0.63-0.82x). Steps to
    99% exact match of the variants tried (evaluated every 25-50 steps, one seed each):
 
    | recipe | dates | reversal |
@@ -87,7 +87,7 @@ Each measured on this machine (2 shared cores) when it was made, contenders inte
 
 ## What stands in the way of the missed targets
 
-* **Row 2, reversal (0.6-0.8x, target 0.5x).** Every recipe tried learns reversal in a sudden
+* **Row 2, reversal (0.63-0.82x, target 0.5x).** Every recipe tried learns reversal in a sudden
   transition between steps 100 and 250 (0% to 99% exact match within about 75 steps);
   the plain Adam at 1e-3 is already among the quickest, and higher peaks or shorter
   warm-ups made it later, not earlier (table above). With the same batch size for both,
