@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
+from course_lib.masks import causal_mask, padding_mask, to_key_padding_mask
 from course_lib.model import TransformerConfig
 from course_lib.positional import SinusoidalPositionalEncoding
 
@@ -53,7 +53,7 @@ class TorchSeq2Seq(nn.Module):
         return None if mask is None else ~mask.reshape(mask.size(0), mask.size(-1))
 
     def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
-        src_mask = (src != self.cfg.pad_id)[:, None, None, :] if src_mask is None else src_mask
+        src_mask = padding_mask(src, self.cfg.pad_id) if src_mask is None else src_mask
         x = self._embed(self.src_embed, self.src_pos, src)
         return self.transformer.encoder(x, src_key_padding_mask=self._key_padding(src_mask))
 
@@ -70,7 +70,7 @@ class TorchSeq2Seq(nn.Module):
             raise ValueError("TorchSeq2Seq has no KV cache: decode with use_cache=False")
         T = tgt.size(1)
         if tgt_mask is None:  # causal, and no padding keys of the target (as course_lib's default)
-            causal, pad = torch.ones(T, T, dtype=torch.bool, device=tgt.device).tril(), tgt == self.cfg.pad_id
+            causal, pad = causal_mask(T, tgt.device), to_key_padding_mask(tgt, self.cfg.pad_id)
         elif tgt_mask.dim() == 2:
             causal, pad = tgt_mask, None
         else:
@@ -90,6 +90,6 @@ class TorchSeq2Seq(nn.Module):
     def forward(
         self, src: Tensor, tgt: Tensor, src_mask: Tensor | None = None, tgt_mask: Tensor | None = None
     ) -> Tensor:
-        src_mask = (src != self.cfg.pad_id)[:, None, None, :] if src_mask is None else src_mask
+        src_mask = padding_mask(src, self.cfg.pad_id) if src_mask is None else src_mask
         memory = self.encode(src, src_mask)
         return self.generator(self.decode(tgt, memory, src_mask, tgt_mask))  # (B, T, V)

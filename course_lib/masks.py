@@ -2,6 +2,7 @@
 
 Shapes are chosen to broadcast against the scores (B, h, T_q, T_k):
   causal_mask(T)          -> (T, T)           query i may see keys 0..i
+  causal_mask(T, offset)  -> (T, offset + T)  the same after `offset` cached keys
   padding_mask(ids, pad)  -> (B, 1, 1, T_k)   no query may see a padding key
   combine_masks(a, b)     -> a & b            both conditions at once
 
@@ -18,11 +19,14 @@ from torch import Tensor
 from .validate import check_tensor
 
 
-def causal_mask(T: int, device: torch.device | str | None = None) -> Tensor:
-    """(T, T) lower-triangular: query i may attend to keys j <= i (section 3.2.3)."""
-    if T < 1:
-        raise ValueError(f"causal_mask needs a sequence length T >= 1, got {T}")
-    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+def causal_mask(T: int, device: torch.device | str | None = None, offset: int = 0) -> Tensor:
+    """(T, offset + T) lower-triangular: query i may attend to keys j <= offset + i (section 3.2.3).
+
+    offset = 0 gives the usual (T, T) mask; with a KV cache holding `offset` earlier keys,
+    the T new queries also see every cached key."""
+    if T < 1 or offset < 0:
+        raise ValueError(f"causal_mask needs a sequence length T >= 1 and offset >= 0, got {T} and {offset}")
+    return torch.ones(T, offset + T, dtype=torch.bool, device=device).tril(offset)
 
 
 def padding_mask(ids: Tensor, pad_id: int) -> Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import DecoderCache, DecoderLayer, EncoderLayer, LayerNorm
-from .masks import padding_mask
+from .masks import causal_mask, decoder_mask, padding_mask
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 from .validate import check_divisible, check_token_ids
 
@@ -151,10 +151,10 @@ class Transformer(nn.Module):
         check_token_ids(tgt, "tgt", self.cfg.tgt_vocab_size)
         offset = len(cache[0].self_kv) if cache else 0
         T = tgt.size(1)
-        if tgt_mask is None and not (cache and T == 1):  # one new token may see every cached key: no mask
-            tgt_mask = torch.ones(T, offset + T, dtype=torch.bool, device=tgt.device).tril(offset)
-            if cache is None:
-                tgt_mask = tgt_mask & padding_mask(tgt, self.cfg.pad_id)  # (B, 1, T, T)
+        if tgt_mask is None and not cache:
+            tgt_mask = decoder_mask(tgt, self.cfg.pad_id)  # (B, 1, T, T): causal, no padding keys
+        elif tgt_mask is None and T > 1:  # one new token may see every cached key: no mask
+            tgt_mask = causal_mask(T, tgt.device, offset)  # (T, offset + T)
         x = self.tgt_pos(self.tgt_embed(tgt, "tgt"), offset=offset)  # (B, T, d_model)
         for i, layer in enumerate(self.decoder_layers):
             x = layer(x, memory, tgt_mask, src_mask, cache=cache[i] if cache else None)

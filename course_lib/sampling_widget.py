@@ -22,12 +22,7 @@ from torch import Tensor
 
 from .decode import next_token_distribution
 from .validate import check_tensor
-
-
-def entropy(probs: Tensor) -> float:
-    """Entropy in nats of one distribution: 0 for a certain choice, log(V) for uniform."""
-    p = probs[probs > 0]
-    return float(-(p * p.log()).sum())
+from .viz import row_entropy
 
 
 def plot_distribution(
@@ -142,7 +137,7 @@ class SamplingExplorer:
             return
         kept = int((self.probs > 0).sum())
         best = int(self.probs.argmax())
-        H = entropy(self.probs)
+        H = float(row_entropy(self.probs))  # nats: 0 for a certain choice, log(V) for uniform
         self.readout = (
             f"kept {kept} of {self.probs.numel()} tokens · entropy {H:.2f} nats "
             f"(uniform: {math.log(self.probs.numel()):.2f}) · most likely {self.labels[best]!r} "

@@ -49,8 +49,7 @@ def check_token_ids(ids: object, name: str, vocab_size: int) -> Tensor:
     ids = check_tensor(ids, name, ndim=2)
     if ids.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool):
         raise ValueError(f"{name} must hold integer token ids (torch.long), got dtype {ids.dtype}")
-    if ids.size(1) == 0:
-        raise ValueError(f"{name} is an empty sequence (shape {tuple(ids.shape)}): need T >= 1")
+    check_nonempty(ids, name, axis=1)
     if ids.numel() == 0 or _compiling():  # reading values back would split a compiled graph
         return ids
     lo, hi = (int(v) for v in torch.aminmax(ids))

@@ -2,6 +2,15 @@ import pytest
 import torch
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny models: one torch thread is fastest, and robust on a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def gen():
     """A fresh, OS-seeded generator: every run tests on new random inputs."""

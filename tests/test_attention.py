@@ -122,3 +122,13 @@ def test_heads_split_and_merge_round_trip(gen):
     x = rand(gen, 2, 5, 16)
     assert ours.split_heads(x).shape == (2, 4, 5, 4)
     assert torch.equal(ours.merge_heads(ours.split_heads(x)), x)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 5])
+def test_causal_mask_with_cached_keys(offset):
+    # the T new queries after `offset` cached ones: the last T rows of the full causal mask
+    T = 4
+    full = causal_mask(offset + T)
+    assert torch.equal(causal_mask(T, offset=offset), full[offset:])
+    with pytest.raises(ValueError, match="offset >= 0"):
+        causal_mask(T, offset=-1)

@@ -20,7 +20,8 @@ from course_lib.decode import (
     translate,
 )
 from course_lib.model import Transformer, TransformerConfig
-from course_lib.sampling_widget import SamplingExplorer, entropy
+from course_lib.sampling_widget import SamplingExplorer
+from course_lib.viz import row_entropy
 
 SOS, EOS, PAD = 1, 2, 0
 
@@ -48,13 +49,7 @@ def random_sources(gen, B, S, vocab, pad_tail=True):
     return src
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread is fastest, and robust on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +325,7 @@ def test_sampling_widget_shows_the_filtered_distribution(gen):
     ex.top_p.value = 0.6
     assert torch.allclose(ex.probs, next_token_distribution(logits, 0.5, None, 0.6))
     assert math.isclose(
-        entropy(ex.probs), float(-(ex.probs[ex.probs > 0].log() * ex.probs[ex.probs > 0]).sum())
+        float(row_entropy(ex.probs)), float(-(ex.probs[ex.probs > 0].log() * ex.probs[ex.probs > 0]).sum())
     )
     assert ex.image.value[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="labels"):

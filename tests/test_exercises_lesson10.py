@@ -3,14 +3,7 @@ import torch
 
 from course_lib.exercises.lesson10 import check_greedy_decode, check_temperature_softmax, check_top_p_filter
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The checker's models are tiny: one thread is fastest, and robust on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
 
 def right_greedy(model, src, sos_id, eos_id, max_len):
