@@ -5,10 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 PORT   ?= 8888
+TORCH  ?=
 # JupyterLab refuses to start as root unless told; containers often run as root
 ROOTFLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help install lab test lint unit nbval browser execute student bench clean
+.PHONY: FORCE help install lab test lint unit nbval browser execute student bench clean
 
 help:
 	@echo "make lab      start JupyterLab on the lessons (creates .venv on first use)"
@@ -18,11 +19,25 @@ help:
 	@echo "make bench    run the benchmarks, print the table, write docs/benchmarks.md"
 	@echo "make clean    remove caches, test artifacts and student copies"
 
-$(STAMP): pyproject.toml
+# JupyterLab's settings for this environment: no news pop-up, no update checks (the course is offline).
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+# PyTorch first: the CPU build unless there is an NVIDIA GPU (TORCH=cpu / TORCH=cuda override;
+# see tools/install_torch.py), then the course, which finds torch already there.
+$(STAMP): pyproject.toml tools/install_torch.py tools/jupyterlab-overrides.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	TORCH="$(TORCH)" $(BIN)/python tools/install_torch.py
 	$(BIN)/python -m pip install -q -e ".[test]"
+	@mkdir -p $(dir $(LAB_OVERRIDES)) && cp tools/jupyterlab-overrides.json $(LAB_OVERRIDES)
+	@$(BIN)/python -c "import torch; print('PyTorch', torch.__version__, 'in $(VENV):', '$$(du -sh $(VENV) | cut -f1)')"
 	@touch $(STAMP)
+
+# `make lab TORCH=cpu` (or cuda) on an existing .venv: run the install again to switch the build
+ifneq ($(strip $(TORCH)),)
+$(STAMP): FORCE
+endif
+FORCE:
 
 install: $(STAMP)
 
@@ -30,17 +45,17 @@ lab: $(STAMP)
 	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) $(ROOTFLAG) 00_welcome.ipynb
 
 lint: $(STAMP)
-	$(BIN)/ruff check course_lib tests benchmarks notebooks
-	$(BIN)/ruff format --check course_lib tests benchmarks
+	$(BIN)/ruff check course_lib tests benchmarks tools notebooks
+	$(BIN)/ruff format --check course_lib tests benchmarks tools
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser" tests
+	$(BIN)/python -m pytest -q -rs -m "not browser" tests
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest -q $(NBVAL) notebooks
+	$(BIN)/python -m pytest -q -rs $(NBVAL) notebooks
 
 browser: $(STAMP)
-	$(BIN)/python -m pytest -q -m browser tests
+	$(BIN)/python -m pytest -q -rs -m browser tests
 
 test: lint unit nbval browser
 

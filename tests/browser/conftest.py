@@ -33,14 +33,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-# JupyterLab / Notebook 7 user settings for the test servers: every cell stays in the DOM
-# (no virtual scrolling), and no news or update checks (the tests run offline).
+# JupyterLab / Notebook 7 user settings for the test servers: every cell stays in the DOM (no virtual
+# scrolling). The news pop-up and update checks are switched off by the environment's own
+# overrides.json (installed by `make install` from tools/jupyterlab-overrides.json), as for `make lab`:
+# the tests check that it works.
 USER_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
 }
 
 
