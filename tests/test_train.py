@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.data import PAD, batch_at
+from course_lib.data import PAD, batch_at, get_task
 from course_lib.train import (
     TrainConfig,
     Trainer,
@@ -194,7 +194,32 @@ def test_training_lowers_the_loss_and_clips():
     )
     assert h["perplexity"][-1] == pytest.approx(math.exp(h["cross_entropy"][-1]))
     ev = evaluate(model, "reversal", n=20)
-    assert 0 <= ev.exact_match <= 1 and ev.n == 20 and math.isfinite(ev.perplexity)
+    # against an independent evaluation: greedy decoding by full forward passes, one example at a
+    # time and without the KV cache, and the token cross-entropy from F.cross_entropy
+    task = get_task("reversal")
+    pairs = task.eval_pairs(20, "test")
+    sv, tv = task.src_vocab, task.tgt_vocab
+    model.eval()
+    got, nll, n_tok = [], 0.0, 0
+    with torch.no_grad():
+        for src, tgt in pairs:
+            s = torch.tensor([sv.encode(src)])
+            out = [tv.sos_id]
+            for _ in range(task.max_tgt_len + 1):
+                nxt = int(model(s, torch.tensor([out]))[0, -1].argmax())
+                if nxt == tv.eos_id:
+                    break
+                out.append(nxt)
+            got.append(tv.decode(out[1:]))
+            ids = tv.encode(tgt, add_sos=True, add_eos=True)
+            logits = model(s, torch.tensor([ids[:-1]]))[0]
+            nll += float(F.cross_entropy(logits.double(), torch.tensor(ids[1:]), reduction="sum"))
+            n_tok += len(ids) - 1
+    assert ev.n == 20
+    assert ev.errors == [(s, t, g) for (s, t), g in zip(pairs, got) if g != t]
+    assert ev.exact_match == sum(g == t for (_, t), g in zip(pairs, got)) / 20
+    assert ev.cross_entropy == pytest.approx(nll / n_tok, rel=1e-4)
+    assert ev.perplexity == pytest.approx(math.exp(nll / n_tok), rel=1e-4)
 
 
 def test_trainer_refuses_a_model_of_another_task():

@@ -9,6 +9,7 @@ import torch
 
 from course_lib import patterns as P
 from course_lib.attention import MultiHeadAttention
+from course_lib.data import CharVocab
 from course_lib.layers import EncoderLayer
 from course_lib.model import Transformer, TransformerConfig
 from course_lib.widgets import AttentionExplorer, PatternExplorer, word_embedder
@@ -240,8 +241,7 @@ def test_transformer_explorer_bad_input_keeps_the_view(model, vocab, src, says):
 
 
 def test_transformer_explorer_with_the_course_vocab():
-    data = pytest.importorskip("course_lib.data")
-    v = data.CharVocab("0123456789-")
+    v = CharVocab("0123456789-")
     torch.manual_seed(1)
     m = Transformer(
         TransformerConfig(len(v), d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32)
