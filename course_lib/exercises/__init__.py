@@ -8,6 +8,7 @@ next to this one and are built from the helpers here.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -37,10 +38,18 @@ def fail(message: str) -> CheckResult:
     return CheckResult(False, message)
 
 
+# None: seeds come from the OS. The test suite sets a random.Random seeded with the test's seed,
+# so that a checker's inputs in a failing test can be drawn again.
+seed_source: random.Random | None = None
+
+
 def fresh_generator() -> torch.Generator:
-    """A generator seeded from the OS: every check sees new inputs."""
+    """A generator with a new seed: every check sees new inputs."""
     g = torch.Generator()
-    g.seed()
+    if seed_source is None:
+        g.seed()
+    else:
+        g.manual_seed(seed_source.getrandbits(63))
     return g
 
 
