@@ -4,6 +4,12 @@ Mask convention, for the whole course: a *boolean* tensor where ``True`` means
 "this query may attend to this key" (as in ``torch.nn.functional.scaled_dot_product_attention``).
 It must broadcast to ``(B, h, T_q, T_k)``. A query whose row is entirely ``False``
 attends to nothing: its weights are all 0 and its output is the zero vector (never NaN).
+
+Dropout here is on the attention weights, after the softmax and before they weight the values,
+in training only. This is later practice, not in the paper's text (whose dropout is on sublayer
+outputs and embedding sums, see layers and positional): tensor2tensor's `attention_dropout` (0 in
+its transformer_base_v1 settings, 0.1 from v2 on) and the `dropout` of torch's
+nn.MultiheadAttention. On the fused path torch's kernel applies it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .validate import check_divisible, check_last_dim, check_mask, check_nonempty, check_tensor
+from .validate import (
+    InputTypeError,
+    check_divisible,
+    check_dropout,
+    check_features,
+    check_kv_cache,
+    check_mask,
+    check_nonempty,
+    check_qkv,
+    check_tensor,
+)
 
 
 def _safe_mask(mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -41,18 +57,8 @@ def scaled_dot_product_attention(
     Returns (output (..., T_q, d_v), weights (..., T_q, T_k)); each row of weights sums
     to 1 over the keys (or is all 0 when the mask leaves that query no key).
     """
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        check_tensor(t, name, ndim=(2, 3, 4))
-        check_nonempty(t, name)
-    if q.size(-1) != k.size(-1):
-        raise ValueError(
-            f"q and k must share their last dimension d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}"
-        )
-    if k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(
-            f"k and v must have the same shape up to the last axis (one value per key), "
-            f"got k {tuple(k.shape)} and v {tuple(v.shape)}"
-        )
+    check_qkv(q, k, v)  # tensors of one float dtype, matching d_k, one value per key
+    check_dropout(dropout_p, "dropout_p")
     d_k = q.size(-1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
     row_ok = None
@@ -108,6 +114,7 @@ class MultiHeadAttention(nn.Module):
     ) -> None:
         super().__init__()
         check_divisible(d_model, n_heads)
+        check_dropout(dropout)
         self.d_model, self.n_heads, self.d_k = d_model, n_heads, d_model // n_heads
         self.w_q = nn.Linear(d_model, d_model, bias=bias)
         self.w_k = nn.Linear(d_model, d_model, bias=bias)
@@ -128,10 +135,15 @@ class MultiHeadAttention(nn.Module):
         B, h, T, d_k = x.shape
         return x.transpose(1, 2).reshape(B, T, h * d_k)
 
-    def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
+    def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor, cache: KVCache | None = None) -> None:
+        weight = self.w_q.weight  # inputs must match its dtype (outside autocast) and device
+        seen: list[Tensor] = []
         for name, t in (("query", query), ("key", key), ("value", value)):
+            if any(t is u for u in seen):
+                continue  # the same tensor again (self-attention): already checked
+            seen.append(t)
             check_tensor(t, name, ndim=3)
-            check_last_dim(t, name, self.d_model)
+            check_features(t, name, self.d_model, weight)
             check_nonempty(t, name, axis=1)
         if key.shape != value.shape:
             raise ValueError(
@@ -142,6 +154,10 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(
                 f"query and key must have the same batch size, got {query.size(0)} and {key.size(0)}"
             )
+        if cache is not None:
+            if not isinstance(cache, KVCache):
+                raise InputTypeError(f"cache must be a KVCache, got {type(cache).__name__}")
+            check_kv_cache(cache, query, self.n_heads, self.d_k, weight.dtype)
 
     def forward(
         self,
@@ -163,7 +179,7 @@ class MultiHeadAttention(nn.Module):
         """
         key = query if key is None else key
         value = key if value is None else value
-        self._check_inputs(query, key, value)
+        self._check_inputs(query, key, value, cache)
 
         q = self.split_heads(self.w_q(query))  # (B, h, T_q, d_k)
         if cache is not None and static_kv and cache.k is not None:
@@ -206,6 +222,8 @@ def keep_attention_weights(model: nn.Module) -> Iterator[list[MultiHeadAttention
     ...     model(src, tgt)
     >>> mhas[0].attn_weights.shape  # (B, h, T_q, T_k)
     """
+    if not isinstance(model, nn.Module):
+        raise InputTypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     mhas = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
     before = [m.keep_weights for m in mhas]
     for m in mhas:

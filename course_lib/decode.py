@@ -30,7 +30,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .masks import causal_mask, padding_mask
-from .validate import check_mask, check_tensor, check_token_ids
+from .validate import (
+    InputTypeError,
+    check_logits,
+    check_mask,
+    check_number,
+    check_tensor,
+    check_token_ids,
+)
+from .validate import check_int as _check_int
 
 # --- checks -------------------------------------------------------------------------
 
@@ -38,19 +46,10 @@ from .validate import check_mask, check_tensor, check_token_ids
 def _check_model(model: object) -> None:
     for attr in ("encode", "decode", "generator", "new_cache", "cfg"):
         if not hasattr(model, attr):
-            raise ValueError(
+            raise InputTypeError(
                 f"model must be a course_lib Transformer (with encode, decode, generator, new_cache "
                 f"and cfg), got {type(model).__name__} without {attr!r}"
             )
-
-
-def _check_int(value: object, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {rng}, got {value}")
-    return value
 
 
 def _prepare(
@@ -111,7 +110,9 @@ def generate(
     (argmax for greedy, a draw for sampling). Returns ids (B, L) without the start token,
     `cfg.pad_id` after each row's EOS; stops when every row has produced EOS."""
     if not callable(choose):
-        raise ValueError(f"choose must be a function logits (B, V) -> ids (B,), got {type(choose).__name__}")
+        raise InputTypeError(
+            f"choose must be a function logits (B, V) -> ids (B,), got {type(choose).__name__}"
+        )
     src, src_mask = _prepare(model, src, sos_id, eos_id, max_len, src_mask)
     pad = model.cfg.pad_id
     B, device = src.size(0), src.device
@@ -164,15 +165,16 @@ def greedy_decode(
 
 
 def _check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-    if not math.isfinite(temperature):
-        raise ValueError(f"temperature must be finite, got {temperature!r}")
+    """temperature: a finite number > 0; top_k: None or an int >= 1; top_p: None or a number in (0, 1]."""
+    check_number(temperature, "temperature", "a finite number > 0")
+    if not 0 < temperature < math.inf:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     if top_k is not None:
-        _check_int(top_k, "top_k", 1)
+        _check_int(top_k, "top_k", 1, why=" (None = off)")
     if top_p is not None:
-        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be a number in (0, 1], got {top_p!r}")
+        check_number(top_p, "top_p", "a number in (0, 1] (None = off)")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be a number in (0, 1] (None = off), got {top_p!r}")
 
 
 def next_token_distribution(
@@ -190,11 +192,7 @@ def next_token_distribution(
                    ("nucleus sampling", Holtzman et al., 2020)
     then renormalise. Removed tokens get probability exactly 0. Returns (..., V), rows sum to 1.
     """
-    check_tensor(logits, "logits")
-    if logits.dim() == 0 or logits.size(-1) == 0:
-        raise ValueError(f"logits must have a vocabulary axis last, got shape {tuple(logits.shape)}")
-    if not logits.is_floating_point():
-        raise ValueError(f"logits must be floating point, got dtype {logits.dtype}")
+    check_logits(logits)  # float (..., V); no NaN or +inf; every row keeps a finite score
     _check_sampling(temperature, top_k, top_p)
     V = logits.size(-1)
     z = logits.float() / temperature  # (..., V)
@@ -467,7 +465,7 @@ def translate(
     start/end ids are read from `sos_id`/`eos_id` (or SOS/EOS), default 1 and 2.
     """
     if not isinstance(text, str):
-        raise ValueError(f"text must be a string, got {type(text).__name__}")
+        raise InputTypeError(f"text must be a string, got {type(text).__name__}")
     if method not in ("greedy", "beam", "sample"):
         raise ValueError(f"method must be 'greedy', 'beam' or 'sample', got {method!r}")
     _check_model(model)

@@ -4,6 +4,13 @@ and the encoder and decoder layers (section 3.1 and 3.3).
 Each layer has a `norm_first` switch:
   post-LN (the paper, norm_first=False):  x = LayerNorm(x + Sublayer(x))
   pre-LN  (modern models, norm_first=True): x = x + Sublayer(LayerNorm(x))
+
+Dropout, at the one rate `dropout` (the paper's P_drop: 0.1 base, 0.3 big):
+  * paper (section 5.4, "residual dropout"): on each sublayer's output, before it is added
+    to the sublayer's input (and, post-LN, normalised): `dropout1`, `dropout2`, `dropout3`;
+  * later practice: `FeedForward` also drops its hidden ReLU units. The paper's text does not
+    mention this; tensor2tensor has it as `relu_dropout` (0 in its transformer_base_v1
+    settings, 0.1 from v2 on), and torch's nn.TransformerEncoderLayer between linear1 and linear2.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import KVCache, MultiHeadAttention
-from .validate import check_last_dim, check_tensor
+from .validate import check_dropout, check_features, check_sizes
 
 
 class LayerNorm(nn.Module):
@@ -28,14 +35,14 @@ class LayerNorm(nn.Module):
 
     def __init__(self, d_model: int, eps: float = 1e-5, fused: bool = True) -> None:
         super().__init__()
+        check_sizes(d_model=d_model)
         self.d_model, self.eps = d_model, eps
         self.gamma = nn.Parameter(torch.ones(d_model))
         self.beta = nn.Parameter(torch.zeros(d_model))
         self.fused = fused  # True: the same formula in one torch kernel (faster); False: step by step
 
     def forward(self, x: Tensor) -> Tensor:
-        check_tensor(x, "x")
-        check_last_dim(x, "x", self.d_model)
+        check_features(x, "x", self.d_model, self.gamma)  # float (..., d_model), the dtype of gamma
         if self.fused:
             return F.layer_norm(x, (self.d_model,), self.gamma, self.beta, self.eps)
         mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
@@ -48,11 +55,14 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0) -> None:
         super().__init__()
+        check_sizes(d_model=d_model, d_ff=d_ff)
+        check_dropout(dropout)
         self.w_1 = nn.Linear(d_model, d_ff)
         self.w_2 = nn.Linear(d_ff, d_model)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_features(x, "x", self.w_1.in_features, self.w_1.weight)
         return self.w_2(self.dropout(torch.relu(self.w_1(x))))  # (B, T, d_ff) -> (B, T, d_model)
 
 

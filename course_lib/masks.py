@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .validate import check_tensor
+from .validate import check_bool_mask, check_int, check_masks, check_offset, check_pad_id, check_tensor
 
 
 def causal_mask(T: int, device: torch.device | str | None = None, offset: int = 0) -> Tensor:
@@ -24,25 +24,22 @@ def causal_mask(T: int, device: torch.device | str | None = None, offset: int = 
 
     offset = 0 gives the usual (T, T) mask; with a KV cache holding `offset` earlier keys,
     the T new queries also see every cached key."""
-    if T < 1 or offset < 0:
-        raise ValueError(f"causal_mask needs a sequence length T >= 1 and offset >= 0, got {T} and {offset}")
+    check_int(T, "T", 1, why=" (the sequence length)")
+    check_offset(offset)  # the number of cached keys before the T new queries
     return torch.ones(T, offset + T, dtype=torch.bool, device=device).tril(offset)
 
 
 def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
     """(B, T) token ids -> (B, 1, 1, T): True where the key is a real token, not padding."""
     check_tensor(ids, "ids", ndim=2)
+    check_pad_id(pad_id)
     return (ids != pad_id)[:, None, None, :]
 
 
 def combine_masks(*masks: Tensor | None) -> Tensor | None:
     """Logical AND of any number of broadcastable masks (None entries are skipped)."""
     out = None
-    for m in masks:
-        if m is None:
-            continue
-        if m.dtype != torch.bool:
-            raise ValueError(f"masks must be boolean (True = may attend), got dtype {m.dtype}")
+    for m in check_masks(masks):  # boolean tensors whose shapes broadcast together, None left out
         out = m if out is None else out & m
     return out
 
@@ -55,9 +52,11 @@ def decoder_mask(tgt_ids: Tensor, pad_id: int) -> Tensor:
 def to_torch_attn_mask(mask: Tensor) -> Tensor:
     """Course mask (True = may attend) -> torch ``nn.MultiheadAttention`` boolean attn_mask
     (True = *not* allowed)."""
-    return ~mask
+    return ~check_bool_mask(mask)
 
 
 def to_key_padding_mask(ids: Tensor, pad_id: int) -> Tensor:
     """(B, T) ids -> torch ``key_padding_mask`` (B, T), True = padding, to be ignored."""
+    check_tensor(ids, "ids", ndim=2)
+    check_pad_id(pad_id)
     return ids == pad_id

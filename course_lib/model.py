@@ -11,7 +11,15 @@ from torch import Tensor, nn
 from .layers import DecoderCache, DecoderLayer, EncoderLayer, LayerNorm
 from .masks import causal_mask, decoder_mask, padding_mask
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
-from .validate import check_divisible, check_token_ids
+from .validate import (
+    InputTypeError,
+    check_divisible,
+    check_dropout,
+    check_int,
+    check_pad_id,
+    check_sizes,
+    check_token_ids,
+)
 
 
 @dataclass
@@ -38,11 +46,11 @@ class TransformerConfig:
             self.tgt_vocab_size = self.src_vocab_size
         check_divisible(self.d_model, self.n_heads)
         for name in ("src_vocab_size", "tgt_vocab_size", "d_ff", "max_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            check_int(getattr(self, name), name, 1)
         for name in ("n_encoder_layers", "n_decoder_layers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            check_int(getattr(self, name), name, 0)
+        V = min(self.src_vocab_size, self.tgt_vocab_size)
+        check_pad_id(self.pad_id, V, why=" (an id of both vocabularies)")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise ValueError(
                 "share_embeddings=True needs one vocabulary: src_vocab_size="
@@ -50,8 +58,7 @@ class TransformerConfig:
             )
         if self.positional not in ("sinusoidal", "learned"):
             raise ValueError(f"positional must be 'sinusoidal' or 'learned', got {self.positional!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_dropout(self.dropout)
 
     @classmethod
     def base(cls, vocab_size: int = 37000, **kw) -> TransformerConfig:
@@ -73,12 +80,14 @@ class TokenEmbedding(nn.Module):
 
     def __init__(self, vocab_size: int, d_model: int) -> None:
         super().__init__()
+        check_sizes(vocab_size=vocab_size, d_model=d_model)
         self.vocab_size, self.d_model = vocab_size, d_model
         self.weight = nn.Parameter(torch.empty(vocab_size, d_model))
         nn.init.normal_(self.weight, std=d_model**-0.5)
 
-    def forward(self, ids: Tensor, name: str = "ids") -> Tensor:
-        check_token_ids(ids, name, self.vocab_size)
+    def forward(self, ids: Tensor, name: str = "ids", validated: bool = False) -> Tensor:
+        if not validated:  # the model checks its ids once per call, then passes validated=True
+            check_token_ids(ids, name, self.vocab_size)
         return self.weight[ids] * math.sqrt(self.d_model)
 
 
@@ -120,16 +129,32 @@ class Transformer(nn.Module):
             self.generator.weight = self.tgt_embed.weight  # (V, d_model), the same tensor
 
     def _init_weights(self) -> None:
-        for name, p in self.named_parameters():
-            if p.dim() > 1 and "embed" not in name:
-                nn.init.xavier_uniform_(p)
+        """Xavier-uniform (Glorot) weight matrices for every nn.Linear, chosen by module type.
+
+        That covers w_q, w_k, w_v, w_o, the FFN's w_1 and w_2, and the generator (unless it
+        already shares a TokenEmbedding's table). Everything else keeps what its constructor
+        set: TokenEmbedding normal(0, d_model**-0.5), a learned positional table
+        normal(0, 0.02), LayerNorm gamma 1 and beta 0, and the Linear biases torch's default
+        uniform(+-1/sqrt(fan_in)), not zero. The matrices are drawn in the same order as by
+        the earlier name-based rule (in __init__ this runs before the output is tied, so the
+        generator is drawn even when tied), which keeps every seeded model bit for bit.
+        """
+        tables = [m.weight for m in self.modules() if isinstance(m, TokenEmbedding)]
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and not any(module.weight is t for t in tables):
+                nn.init.xavier_uniform_(module.weight)
 
     # --- the two halves -------------------------------------------------------------
     def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
         """src ids (B, S) -> memory (B, S, d_model)."""
+        check_token_ids(src, "src", self.cfg.src_vocab_size)
+        return self._encode(src, src_mask)
+
+    def _encode(self, src: Tensor, src_mask: Tensor | None) -> Tensor:
+        """`encode` for ids already checked (each public call reads the ids back once)."""
         if src_mask is None:
-            src_mask = padding_mask(check_token_ids(src, "src", self.cfg.src_vocab_size), self.cfg.pad_id)
-        x = self.src_pos(self.src_embed(src, "src"))  # (B, S, d_model)
+            src_mask = padding_mask(src, self.cfg.pad_id)
+        x = self.src_pos(self.src_embed(src, "src", validated=True))  # (B, S, d_model)
         for layer in self.encoder_layers:
             x = layer(x, src_mask)
         return self.encoder_norm(x)
@@ -149,13 +174,36 @@ class Transformer(nn.Module):
         continue where the cache stops.
         """
         check_token_ids(tgt, "tgt", self.cfg.tgt_vocab_size)
+        self._check_cache(cache)
+        return self._decode(tgt, memory, src_mask, tgt_mask, cache)
+
+    def _check_cache(self, cache: object) -> None:
+        """A decoding cache is `new_cache()`'s list: one DecoderCache per decoder layer."""
+        if cache is None:
+            return
+        n = len(self.decoder_layers)
+        want = f"cache must come from model.new_cache(): a list of {n} DecoderCache (one per decoder layer)"
+        if not isinstance(cache, list) or not all(isinstance(c, DecoderCache) for c in cache):
+            raise InputTypeError(f"{want}, got {type(cache).__name__}")
+        if len(cache) != n:
+            raise ValueError(f"{want}, got a list of {len(cache)}")
+
+    def _decode(
+        self,
+        tgt: Tensor,
+        memory: Tensor,
+        src_mask: Tensor | None,
+        tgt_mask: Tensor | None,
+        cache: list[DecoderCache] | None = None,
+    ) -> Tensor:
+        """`decode` for ids already checked."""
         offset = len(cache[0].self_kv) if cache else 0
         T = tgt.size(1)
         if tgt_mask is None and not cache:
             tgt_mask = decoder_mask(tgt, self.cfg.pad_id)  # (B, 1, T, T): causal, no padding keys
         elif tgt_mask is None and T > 1:  # one new token may see every cached key: no mask
             tgt_mask = causal_mask(T, tgt.device, offset)  # (T, offset + T)
-        x = self.tgt_pos(self.tgt_embed(tgt, "tgt"), offset=offset)  # (B, T, d_model)
+        x = self.tgt_pos(self.tgt_embed(tgt, "tgt", validated=True), offset=offset)  # (B, T, d_model)
         for i, layer in enumerate(self.decoder_layers):
             x = layer(x, memory, tgt_mask, src_mask, cache=cache[i] if cache else None)
         return self.decoder_norm(x)
@@ -168,7 +216,9 @@ class Transformer(nn.Module):
         self, src: Tensor, tgt: Tensor, src_mask: Tensor | None = None, tgt_mask: Tensor | None = None
     ) -> Tensor:
         """src (B, S), tgt (B, T) -> logits (B, T, tgt_vocab_size)."""
+        check_token_ids(src, "src", self.cfg.src_vocab_size)
+        check_token_ids(tgt, "tgt", self.cfg.tgt_vocab_size)
         if src_mask is None:
-            src_mask = padding_mask(check_token_ids(src, "src", self.cfg.src_vocab_size), self.cfg.pad_id)
-        memory = self.encode(src, src_mask)
-        return self.generator(self.decode(tgt, memory, src_mask, tgt_mask))
+            src_mask = padding_mask(src, self.cfg.pad_id)
+        memory = self._encode(src, src_mask)
+        return self.generator(self._decode(tgt, memory, src_mask, tgt_mask))

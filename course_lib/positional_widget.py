@@ -5,11 +5,13 @@ three pictures: the pair's two waves sin(pos w_i), cos(pos w_i) over every posit
 point on the unit circle (moving `pos` by k turns it by the angle k w_i), and the whole vector PE(pos).
 
 State for tests and lessons: `vector` (d_model,), `pair` (sin, cos), `angle`, `wavelength`, `readout.value`;
-`set(pos, i)` moves both sliders from code with a single redraw.
+`set(pos, i)` moves both sliders from code with a single redraw. A value it cannot show (NaN, inf, a
+position outside the table) leaves a note in `message` and in the readout, and the last good view stays.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -18,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .positional import frequencies, sinusoidal_encoding
+from .validate import check_int
 
 
 class PositionalEncodingExplorer:
@@ -40,12 +43,21 @@ class PositionalEncodingExplorer:
         self.out = widgets.Output()
         self.widget = widgets.VBox([widgets.HBox([self.pos, self.freq]), self.readout, self.out])
         self._holding = False
+        self.message = ""
         self.pos.observe(lambda _c: self.update(), names="value")
         self.freq.observe(lambda _c: self.update(), names="value")
         self.update()
 
     def set(self, pos: int | None = None, i: int | None = None) -> None:
-        """Move both sliders from code and redraw once."""
+        """Move both sliders from code and redraw once; a value it cannot use leaves a note instead."""
+        try:
+            if pos is not None:
+                check_int(pos, "pos", 0, self.max_len - 1, why=" (a position of the table)")
+            if i is not None:
+                check_int(i, "i", 0, self.d_model // 2 - 1, why=" (a pair of dimensions)")
+        except ValueError as e:
+            self._note(e)
+            return
         self._holding = True
         try:
             if pos is not None:
@@ -59,10 +71,23 @@ class PositionalEncodingExplorer:
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
+    def _note(self, error: Exception) -> None:
+        """Say why the view did not change; the last good view stays."""
+        self.message = f"cannot show this: {error}; showing the last good view"
+        self.readout.value = f"<b>cannot show this:</b> {html.escape(str(error))}; showing the last good view"
+
     def update(self) -> None:
-        """Recompute the state from the sliders and redraw."""
+        """Recompute the state from the sliders and redraw; never raises (it runs in the sliders' callbacks)."""
         if self._holding:
             return
+        try:
+            self._update()
+        except Exception as e:  # noqa: BLE001 -- a widget shows a note, never a traceback
+            self._note(e)
+            return
+        self.message = ""
+
+    def _update(self) -> None:
         p, i = self.pos.value, self.freq.value
         w = float(self.w[i])
         self.vector = self.pe[p]  # (d_model,)

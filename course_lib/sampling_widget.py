@@ -3,6 +3,10 @@
     explorer = SamplingExplorer(logits, labels)   # logits (V,), one label per token
     explorer                                       # in a notebook: sliders + bar chart
     explorer.set(temperature=0.5, top_k=3)         # from Python; returns the distribution
+    explorer.set_logits(new_logits)                # another distribution, same labels
+
+A setting or logits the explorer cannot draw (NaN, inf) leave a note in `message` and in
+the widget, keep the last good view, and the next good value draws again.
 
 The numbers come from `course_lib.decode.next_token_distribution`, the function the
 sampler itself uses, so what the chart shows is what `sample` draws from.
@@ -10,6 +14,7 @@ sampler itself uses, so what the chart shows is what `sample` draws from.
 
 from __future__ import annotations
 
+import html
 import io
 import math
 from collections.abc import Sequence
@@ -21,7 +26,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from .decode import next_token_distribution
-from .validate import check_tensor
+from .validate import check_logits, check_tensor
 from .viz import row_entropy
 
 
@@ -62,15 +67,14 @@ class SamplingExplorer:
     logits: (V,) raw scores z of the next token; labels: V display strings.
     `probs` holds the current filtered distribution, `readout` a one-line summary;
     `set(...)` changes the controls from Python (as a learner would) and returns `probs`.
-    top_k = 0 and top_p = 1.0 mean "off".
+    top_k = 0 and top_p = 1.0 mean "off". `message` holds the note on a setting that could
+    not be drawn ("" when the view is current).
     """
 
     def __init__(self, logits: Tensor, labels: Sequence[str], title: str = "", max_bars: int = 20) -> None:
-        check_tensor(logits, "logits", ndim=1)
-        if len(labels) != logits.numel():
-            raise ValueError(f"labels has {len(labels)} entries for {logits.numel()} logits")
-        self.logits = logits.detach().float().cpu()
+        self.logits = self._checked(logits, labels)
         self.labels = list(labels)
+        self.message = ""
         self.title = title
         self.max_bars = max_bars
         self.reference = self.logits.softmax(-1)
@@ -100,13 +104,40 @@ class SamplingExplorer:
         self.update()
 
     # --- state ---------------------------------------------------------------------
+    @staticmethod
+    def _checked(logits: Tensor, labels: Sequence[str]) -> Tensor:
+        check_tensor(logits, "logits", ndim=1)
+        check_logits(logits)
+        if len(labels) != logits.numel():
+            raise ValueError(f"labels has {len(labels)} entries for {logits.numel()} logits")
+        return logits.detach().float().cpu()
+
     def settings(self) -> dict:
         k, p = int(self.top_k.value), float(self.top_p.value)
         return {
             "temperature": float(self.temperature.value),
             "top_k": k if k > 0 else None,
-            "top_p": p if p < 1.0 else None,
+            "top_p": None if p >= 1.0 else p,  # NaN stays NaN, and is refused
         }
+
+    def set_logits(self, logits: Tensor, labels: Sequence[str] | None = None) -> Tensor:
+        """Show another distribution (V,) (with new labels, or the same ones); returns `probs`.
+        Logits that cannot be drawn (NaN, +inf, all -inf) leave a note and the last view."""
+        labels = self.labels if labels is None else labels
+        try:
+            logits = self._checked(torch.as_tensor(logits), labels)
+        except ValueError as e:
+            self._note(e)
+            return self.probs
+        self.logits, self.labels = logits, list(labels)
+        self.reference = self.logits.softmax(-1)
+        self._quiet = True  # one redraw, after the top-k slider fits the new vocabulary
+        try:
+            self.top_k.max = self.logits.numel()
+        finally:
+            self._quiet = False
+        self.update()
+        return self.probs
 
     def set(
         self, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None
@@ -129,22 +160,40 @@ class SamplingExplorer:
         if not self._quiet:
             self.update()
 
+    def _note(self, error: Exception) -> None:
+        """Say why the view did not change; the last good view stays."""
+        self.message = f"cannot draw this: {error}; showing the last good view"
+        self.info.value = f"<b>cannot draw this:</b> {html.escape(str(error))}; showing the last good view"
+
     def update(self) -> None:
+        """Recompute and redraw; never raises (it runs in the sliders' callbacks)."""
         try:
-            self.probs = next_token_distribution(self.logits, **self.settings())
-        except ValueError as e:  # should not happen with the sliders' ranges; say so, keep the view
-            self.info.value = f"<b>cannot draw this setting:</b> {e}"
+            probs = next_token_distribution(self.logits, **self.settings())
+            readout = self._readout(probs)
+            old, self.probs = self.probs, probs
+            try:
+                png = self._png()
+            except Exception:
+                self.probs = old
+                raise
+        except Exception as e:  # noqa: BLE001 -- a widget shows a note, never a traceback
+            self._note(e)
             return
-        kept = int((self.probs > 0).sum())
-        best = int(self.probs.argmax())
-        H = float(row_entropy(self.probs))  # nats: 0 for a certain choice, log(V) for uniform
-        self.readout = (
-            f"kept {kept} of {self.probs.numel()} tokens · entropy {H:.2f} nats "
-            f"(uniform: {math.log(self.probs.numel()):.2f}) · most likely {self.labels[best]!r} "
-            f"p = {float(self.probs[best]):.3f}"
-        )
+        self.message = ""
+        self.readout = readout
         self.info.value = self.readout
-        self.image.value = self._png()
+        self.image.value = png
+
+    def _readout(self, probs: Tensor) -> str:
+        """One line: how many tokens are kept, the entropy, the most likely token."""
+        kept = int((probs > 0).sum())
+        best = int(probs.argmax())
+        H = float(row_entropy(probs))  # nats: 0 for a certain choice, log(V) for uniform
+        return (
+            f"kept {kept} of {probs.numel()} tokens · entropy {H:.2f} nats "
+            f"(uniform: {math.log(probs.numel()):.2f}) · most likely {self.labels[best]!r} "
+            f"p = {float(probs[best]):.3f}"
+        )
 
     # --- drawing -----------------------------------------------------------------------
     def figure(self) -> Figure:

@@ -339,6 +339,7 @@ class _Explorer:
         )
         self.save_button.on_click(lambda _b: self.save_png())
         self.message = ""
+        self._failure = ""  # the note of the last update that raised, until one succeeds
         self.redraw_ms: list[float] = []
         self._holding = False
         self.widget: widgets.Box = widgets.VBox()
@@ -368,13 +369,19 @@ class _Explorer:
         self.status.value = f'<span style="color:{color}">{icon} {html.escape(text)}</span>'
 
     def _run_safely(self, fn: Callable[[], None]) -> None:
-        """Run a recompute+redraw; any unexpected error becomes a message, never a traceback."""
+        """Run a recompute+redraw; any unexpected error becomes a message, never a traceback.
+        The next update that succeeds takes that message away again."""
         if self._holding:
             return
         try:
             fn()
         except Exception as e:  # noqa: BLE001 -- a widget must never show a traceback
             self._say(f"could not update the view ({type(e).__name__}: {e}); showing the last good one")
+            self._failure = self.message
+            return
+        if self._failure and self.message == self._failure:
+            self._say("")
+        self._failure = ""
 
     def _show(self, png: bytes, t0: float) -> None:
         self.image.value = png
@@ -400,6 +407,17 @@ class _Explorer:
             + "<br>".join(lines)
             + "</div>"
         )
+
+
+def _check_finite(weights: np.ndarray, what: str) -> np.ndarray:
+    """Attention weights to draw: finite numbers (NaN or inf would draw as nonsense)."""
+    if not np.isfinite(weights).all():
+        bad = int((~np.isfinite(weights)).sum())
+        raise ValueError(
+            f"{what} contain NaN or inf ({bad} of {weights.size} entries): expected finite weights, "
+            f"rows summing to 1; the model's weights or its input hold NaN or inf"
+        )
+    return weights
 
 
 def _fmt_top(weights_row: np.ndarray, labels: Sequence[str], k: int = 3) -> str:
@@ -573,6 +591,9 @@ class PatternExplorer(_Explorer):
 
     # -- compute -------------------------------------------------------------------------
     def _compute(self) -> None:
+        tau = self.temperature.value
+        if not 0 < tau < math.inf:
+            raise ValueError(f"temperature must be a finite number > 0, got {tau!r}")
         n_pad = self.n_pad.value
         labels = self.tokens + [P.PAD] * n_pad
         T = len(labels)
@@ -587,7 +608,7 @@ class PatternExplorer(_Explorer):
         scores = np.stack(
             [P.scores_from_qk(*P.pattern_qk(n, X, self._max_len, self.strength)) for n in names]
         )
-        weights = P.softmax_attention(scores, self.temperature.value, allowed)  # (n, T, T)
+        weights = _check_finite(P.softmax_attention(scores, tau, allowed), "the weights")  # (n, T, T)
         chosen = names.index(self.pattern.value) if self.pattern.value in names else 0
         self.labels = labels
         self.current_mask = allowed
@@ -730,7 +751,8 @@ def _weights_of(mhas: Sequence[MultiHeadAttention]) -> list[np.ndarray]:
     for m in mhas:
         if m.attn_weights is None:
             raise ValueError("the model ran but an attention module kept no weights")
-        out.append(m.attn_weights[0].detach().float().cpu().numpy())  # (h, T_q, T_k)
+        w = m.attn_weights[0].detach().float().cpu().numpy()  # (h, T_q, T_k)
+        out.append(_check_finite(w, "the attention weights"))
     return out
 
 
