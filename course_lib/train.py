@@ -35,16 +35,41 @@ reaches 99% held-out exact match on the dates in about 300-400 steps instead of 
 (docs/benchmarks.md, row 2):
 
     python -m course_lib.train --task dates --steps 400 --schedule linear --out dates_fast.pt
+
+Long runs, interrupts and resuming (the command line):
+  * every argument is checked before any work, with argparse's one-line message and exit code 2
+    (`--clip-norm 0`, `--steps -5`, `--eval-n 0`, an --out that is a folder or cannot be written, ...);
+    `TrainConfig` and `evaluate` refuse the same values with a ValueError;
+  * with --out, the run also saves every --save-every steps (default 500; 0: only at the end), with
+    the optimiser, atomically (course_lib.checkpoint): killing the process never damages the file;
+  * Ctrl-C (SIGINT) or SIGTERM stops between two steps, saves to --out with the optimiser and prints
+    one line with the command that resumes; the exit code is then 128 + the signal (130 for Ctrl-C,
+    143 for SIGTERM), as for any program stopped by a signal, so that `train && next` does not go on;
+  * a NaN or infinite loss stops the run with exit code 1 and saves nothing, so --out keeps its
+    last good checkpoint;
+  * `--resume run.pt` continues with the checkpoint's task, model and training settings: a flag
+    given explicitly that differs from them (`--d-model 64` for a d_model=128 run) is an error
+    naming both values. --steps is the total to reach (default: the run's planned total). The
+    linear schedule is planned for its run's --steps (its decay ends there), so a linear run
+    resumes up to that total and no further: asking for more is an error, never a silently
+    stretched schedule. Equation (3) does not depend on the total, so a paper run can be extended.
+    Either way the resumed run ends bit for bit where an uninterrupted run of the same total would.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import numbers
+import shlex
+import signal
 import sys
+import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -52,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .data import PAD, Batch, CharVocab, Task, batch_at, get_task, make_batch
+from .data import PAD, TASKS, Batch, CharVocab, Task, batch_at, get_task, make_batch
 from .device import autocast, describe_device, pick_device, set_seed
 from .model import Transformer, TransformerConfig
 
@@ -203,7 +228,7 @@ def model_for_task(
         n_heads=n_heads,
         n_encoder_layers=kw.pop("n_encoder_layers", layers),
         n_decoder_layers=kw.pop("n_decoder_layers", layers),
-        d_ff=d_ff or 4 * d_model,
+        d_ff=4 * d_model if d_ff is None else d_ff,
         dropout=dropout,
         max_len=kw.pop("max_len", 2 * max_len),
         pad_id=PAD,
@@ -273,6 +298,9 @@ def evaluate(
     batch_size: int = 500,
 ) -> EvalResult:
     """Exact match (greedy decoding) and perplexity on the task's fixed evaluation set."""
+    for name, value in (("n", n), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"evaluate needs {name} to be an integer >= 1, got {value!r}")
     task = get_task(task)
     pairs = task.eval_pairs(n, split)
     was_training = model.training
@@ -362,6 +390,43 @@ class TrainConfig:
     eval_n: int = 200
     amp: bool = True  # bf16 autocast on CUDA (a no-op elsewhere)
 
+    def __post_init__(self) -> None:
+        """Refuse values the loop cannot use, with one line naming what was expected."""
+
+        def refuse(name: str, expected: str) -> None:
+            raise ValueError(f"TrainConfig.{name} must be {expected}, got {getattr(self, name)!r}")
+
+        if not (isinstance(self.task, Task) or self.task in TASKS):
+            refuse("task", f"one of {sorted(TASKS)}")
+        for name, low in (
+            ("batch_size", 1),
+            ("warmup", 1),
+            ("total_steps", 0),
+            ("seed", 0),
+            ("eval_every", 0),
+            ("eval_n", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                refuse(name, f"an integer >= {low}")
+        for name in ("lr_scale", "peak_lr"):
+            value = getattr(self, name)
+            if not _is_number(value) or not (math.isfinite(value) and value > 0):
+                refuse(name, "a finite number > 0")
+        if not (_is_number(self.label_smoothing) and 0.0 <= self.label_smoothing < 1.0):
+            refuse("label_smoothing", "a number in [0, 1)")
+        if self.clip_norm is not None and not (_is_number(self.clip_norm) and self.clip_norm > 0):
+            refuse("clip_norm", "a number > 0, or None for no clipping")
+        if not isinstance(self.amp, bool):
+            refuse("amp", "True or False")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.schedule == "linear" and not self.warmup < self.total_steps:
+            raise ValueError(
+                "schedule='linear' needs 1 <= warmup < total_steps (the step where its decay ends), "
+                f"got warmup={self.warmup} and total_steps={self.total_steps}"
+            )
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -371,9 +436,19 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and not math.isnan(x)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient became NaN or infinite: training diverged (the weights were not updated)."""
+
+
+_RECORDED = ("step", "loss", "cross_entropy", "perplexity", "lr", "grad_norm", "tokens", "seconds")
+
+
 def _new_history() -> dict:
-    keys = ("step", "loss", "cross_entropy", "perplexity", "lr", "grad_norm", "tokens", "seconds")
-    return {**{k: [] for k in keys}, "eval": []}
+    return {**{k: [] for k in _RECORDED}, "eval": []}
 
 
 class Trainer:
@@ -419,10 +494,22 @@ class Trainer:
         with autocast(self.device, c.amp):
             logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)  # (B, T, V): every position at once
         loss = label_smoothing_loss(logits, b.tgt_out, c.label_smoothing)  # float32
+        loss_value = loss.item()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        max_norm = c.clip_norm if c.clip_norm is not None else float("inf")
-        grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), max_norm))  # the norm before clipping
+        grad_norm = math.nan
+        if math.isfinite(loss_value):
+            loss.backward()
+            max_norm = c.clip_norm if c.clip_norm is not None else float("inf")
+            grad_norm = float(
+                nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            )  # the norm before clipping
+        if not math.isfinite(grad_norm):  # also NaN when the loss is not finite: no step with it
+            bad = loss_value if not math.isfinite(loss_value) else grad_norm
+            what = f"the {'loss' if bad is loss_value else 'gradient norm'} is {bad}"
+            raise NonFiniteLossError(
+                f"training diverged at step {self.step + 1}: {what} (expected a finite number); the weights "
+                f"are those after step {self.step}, not updated (try a lower learning rate)"
+            )
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -430,7 +517,7 @@ class Trainer:
         with torch.no_grad():
             ce = float(cross_entropy(logits.detach(), b.tgt_out))
         return {
-            "loss": loss.item(),
+            "loss": loss_value,
             "cross_entropy": ce,
             "lr": lr,
             "grad_norm": grad_norm,
@@ -444,8 +531,12 @@ class Trainer:
         live_plot: bool = False,
         plot_every: int = 25,
         callback: Callable[[Trainer, dict], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> dict:
-        """Train `steps` more steps; returns the history (lists indexed like history['step'])."""
+        """Train `steps` more steps; returns the history (lists indexed like history['step']).
+
+        `should_stop()` is asked before every step: True ends the run early, between two steps
+        (the command line's Ctrl-C). A NaN or infinite loss raises `NonFiniteLossError`."""
         from tqdm.auto import tqdm
 
         if steps < 0:
@@ -454,36 +545,42 @@ class Trainer:
         plot = LivePlot(f"training on {self.task.name}") if live_plot else None
         bar = tqdm(total=steps, desc=f"{self.task.name}", disable=not progress, unit="step")
         t_start = time.perf_counter()
-        for _ in range(steps):
-            batch = batch_at(self.task, "train", c.batch_size, c.seed, self.step)
-            t0 = time.perf_counter()
-            rec = self.train_step(batch)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            rec["seconds"] = time.perf_counter() - t0
-            rec["step"] = self.step
-            rec["perplexity"] = perplexity(rec["cross_entropy"])
-            for k in ("step", "loss", "cross_entropy", "perplexity", "lr", "grad_norm", "tokens", "seconds"):
-                h[k].append(rec[k])
-            if c.eval_every and self.step % c.eval_every == 0:
-                ev = evaluate(self.model, self.task, "test", c.eval_n)
-                h["eval"].append(
-                    {
-                        "step": self.step,
-                        "exact_match": ev.exact_match,
-                        "cross_entropy": ev.cross_entropy,
-                        "perplexity": ev.perplexity,
-                    }
+        try:
+            for _ in range(steps):
+                if should_stop is not None and should_stop():
+                    break
+                batch = batch_at(self.task, "train", c.batch_size, c.seed, self.step)
+                t0 = time.perf_counter()
+                rec = self.train_step(batch)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                rec["seconds"] = time.perf_counter() - t0
+                rec["step"] = self.step
+                rec["perplexity"] = perplexity(rec["cross_entropy"])
+                for k in _RECORDED:
+                    h[k].append(rec[k])
+                if c.eval_every and self.step % c.eval_every == 0:
+                    ev = evaluate(self.model, self.task, "test", c.eval_n)
+                    h["eval"].append(
+                        {
+                            "step": self.step,
+                            "exact_match": ev.exact_match,
+                            "cross_entropy": ev.cross_entropy,
+                            "perplexity": ev.perplexity,
+                        }
+                    )
+                    bar.write(f"step {self.step}: held-out {ev}")
+                    sys.stdout.flush()
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{rec['loss']:.3f}", ppl=f"{rec['perplexity']:.2f}", lr=f"{rec['lr']:.2e}"
                 )
-                bar.write(f"step {self.step}: held-out {ev}")
-                sys.stdout.flush()
-            bar.update(1)
-            bar.set_postfix(loss=f"{rec['loss']:.3f}", ppl=f"{rec['perplexity']:.2f}", lr=f"{rec['lr']:.2e}")
-            if plot is not None and (self.step % plot_every == 0):
-                plot.update(h)
-            if callback is not None:
-                callback(self, rec)
-        bar.close()
+                if plot is not None and (self.step % plot_every == 0):
+                    plot.update(h)
+                if callback is not None:
+                    callback(self, rec)
+        finally:
+            bar.close()
         if plot is not None:
             plot.update(h)
         self.last_run_seconds = time.perf_counter() - t_start
@@ -498,9 +595,31 @@ class Trainer:
         return sum(tok) / max(sum(sec), 1e-9)
 
     # checkpoints -------------------------------------------------------------------------
+    def check_finite(self) -> float:
+        """The loss of the current weights on the next training batch (eval mode, no gradient, no
+        RNG used); raises `NonFiniteLossError` if it is NaN or infinite: the weights are broken."""
+        batch = batch_at(self.task, "train", self.config.batch_size, self.config.seed, self.step)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            total, count = batch_loss(self.model, batch, self.config.label_smoothing)
+        finally:
+            self.model.train(was_training)
+        if not math.isfinite(total):
+            raise NonFiniteLossError(
+                f"training diverged: the weights after step {self.step} give a loss of {total / count} on the "
+                "next batch (expected a finite number)"
+            )
+        return total / count
+
     def save(self, path: str | Path, include_optimizer: bool = True, metrics: dict | None = None) -> None:
-        """Everything needed to resume: model, optimiser, schedule, step, RNG states, history."""
+        """Everything needed to resume: model, optimiser, schedule, step, RNG states, history.
+
+        Refuses (`NonFiniteLossError`, nothing written) weights whose loss is NaN or infinite, so a
+        diverged run never replaces a good checkpoint."""
         from .checkpoint import save_checkpoint
+
+        self.check_finite()
 
         save_checkpoint(
             path,
@@ -568,67 +687,334 @@ def train(
 
 
 # --- command line -------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> dict:
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def nonneg_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _int_at_least(text, 0)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1) (a dropout rate, a label-smoothing epsilon)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+# Defaults of the flags that define the run. They are None in the parser so that a flag given
+# explicitly can be told apart from a default: with --resume, an explicit one that differs from
+# the checkpoint is an error.
+MODEL_DEFAULTS = {"task": "dates", "d_model": 128, "layers": 2, "heads": 4, "d_ff": 256, "dropout": 0.0}
+RUN_DEFAULTS = {
+    "steps": 3000,
+    "batch_size": 128,
+    "schedule": "paper",
+    "lr_scale": 0.5,
+    "peak_lr": 3e-3,
+    "label_smoothing": 0.1,
+    "clip_norm": 1.0,
+    "seed": 0,
+}
+WARMUP_DEFAULTS = {"paper": 400, "linear": 50}
+SAVE_EVERY_DEFAULT = 500  # when --out is given
+
+
+def _parser() -> argparse.ArgumentParser:
+    m, r = MODEL_DEFAULTS, RUN_DEFAULTS
     p = argparse.ArgumentParser(
-        prog="python -m course_lib.train", description="Train the course's Transformer from the shell."
+        prog="python -m course_lib.train",
+        description="Train the course's Transformer from the shell. Ctrl-C (or SIGTERM) stops between two "
+        "steps, saves to --out with the optimiser and prints the command that resumes the run (exit code "
+        "130, or 143 for SIGTERM). With --resume, the model and training settings come from the "
+        "checkpoint: a flag given that contradicts it is an error.",
     )
-    p.add_argument("--task", default="dates", choices=["dates", "reversal"])
-    p.add_argument("--steps", type=int, default=3000, help="total optimisation steps")
+    p.add_argument("--task", default=None, choices=sorted(TASKS), help=f"default {m['task']}")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=None,
+        help=f"total optimisation steps (default {r['steps']}; with --resume, the run's planned total). "
+        "A --schedule linear run resumes up to its planned total, never beyond: its decay ends there.",
+    )
     p.add_argument("--out", default=None, help="where to save the checkpoint (.pt)")
+    p.add_argument(
+        "--save-every",
+        type=nonneg_int,
+        default=None,
+        help=f"also save to --out every N steps, with the optimiser (default {SAVE_EVERY_DEFAULT} when "
+        "--out is given; 0: only at the end)",
+    )
     p.add_argument("--resume", default=None, help="a checkpoint saved with its optimiser to continue from")
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2, help="encoder layers = decoder layers")
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--d-ff", type=int, default=256)
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--d-model", type=positive_int, default=None, help=f"default {m['d_model']}")
+    p.add_argument(
+        "--layers",
+        type=positive_int,
+        default=None,
+        help=f"encoder layers = decoder layers (default {m['layers']})",
+    )
+    p.add_argument("--heads", type=positive_int, default=None, help=f"default {m['heads']}")
+    p.add_argument("--d-ff", type=positive_int, default=None, help=f"default {m['d_ff']}")
+    p.add_argument("--dropout", type=fraction, default=None, help=f"default {m['dropout']}")
+    p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {r['batch_size']}")
     p.add_argument(
         "--schedule",
-        default="paper",
+        default=None,
         choices=SCHEDULES,
-        help="paper: equation (3); linear: warm-up to --peak-lr, linear decay to the last step",
+        help="paper (default): equation (3); linear: warm-up to --peak-lr, linear decay to the last step",
     )
-    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (400 for paper, 50 for linear)")
-    p.add_argument("--lr-scale", type=float, default=0.5, help="factor on equation (3) (paper schedule)")
-    p.add_argument("--peak-lr", type=float, default=3e-3, help="the linear schedule's peak")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--clip-norm", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--warmup",
+        type=positive_int,
+        default=None,
+        help=f"warm-up steps (default {WARMUP_DEFAULTS['paper']} for paper, {WARMUP_DEFAULTS['linear']} for linear)",
+    )
+    p.add_argument(
+        "--lr-scale",
+        type=positive_float,
+        default=None,
+        help=f"factor on equation (3) (paper schedule; default {r['lr_scale']})",
+    )
+    p.add_argument(
+        "--peak-lr",
+        type=positive_float,
+        default=None,
+        help=f"the linear schedule's peak (default {r['peak_lr']})",
+    )
+    p.add_argument("--label-smoothing", type=fraction, default=None, help=f"default {r['label_smoothing']}")
+    p.add_argument(
+        "--clip-norm",
+        type=positive_float,
+        default=None,
+        help=f"gradient-norm clipping (default {r['clip_norm']})",
+    )
+    p.add_argument("--seed", type=nonneg_int, default=None, help=f"default {r['seed']}")
     p.add_argument("--device", default=None, choices=["cpu", "cuda", "mps"])
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--eval-n", type=int, default=1000, help="held-out examples for the final evaluation")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--eval-every",
+        type=nonneg_int,
+        default=None,
+        help="held-out evaluation every N steps (default 250; 0: none)",
+    )
+    p.add_argument(
+        "--eval-n", type=positive_int, default=1000, help="held-out examples for the final evaluation"
+    )
     p.add_argument("--no-optimizer", action="store_true", help="save the model only (a smaller file)")
     p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
+    return p
 
-    if a.resume:
-        trainer = Trainer.load(a.resume, a.device)
-        print(f"resumed from {a.resume} at step {trainer.step}")
-    else:
-        model = model_for_task(a.task, a.d_model, a.heads, a.layers, a.d_ff, a.dropout, seed=a.seed)
-        cfg = TrainConfig(
-            task=a.task,
-            batch_size=a.batch_size,
-            warmup=a.warmup if a.warmup is not None else (400 if a.schedule == "paper" else 50),
-            lr_scale=a.lr_scale,
-            schedule=a.schedule,
-            peak_lr=a.peak_lr,
-            total_steps=a.steps,
-            label_smoothing=a.label_smoothing,
-            clip_norm=a.clip_norm,
-            seed=a.seed,
-            eval_every=a.eval_every,
-            eval_n=200,
+
+# flag -> (its attribute in the namespace, how to read the checkpoint's value from a Trainer)
+_STORED: dict[str, tuple[str, Callable[[Trainer], object]]] = {
+    "--task": ("task", lambda t: t.task.name),
+    "--d-model": ("d_model", lambda t: t.model.cfg.d_model),
+    "--layers": ("layers", lambda t: t.model.cfg.n_encoder_layers),
+    "--heads": ("heads", lambda t: t.model.cfg.n_heads),
+    "--d-ff": ("d_ff", lambda t: t.model.cfg.d_ff),
+    "--dropout": ("dropout", lambda t: t.model.cfg.dropout),
+    "--batch-size": ("batch_size", lambda t: t.config.batch_size),
+    "--schedule": ("schedule", lambda t: t.config.schedule),
+    "--warmup": ("warmup", lambda t: t.config.warmup),
+    "--lr-scale": ("lr_scale", lambda t: t.config.lr_scale),
+    "--peak-lr": ("peak_lr", lambda t: t.config.peak_lr),
+    "--label-smoothing": ("label_smoothing", lambda t: t.config.label_smoothing),
+    "--clip-norm": ("clip_norm", lambda t: t.config.clip_norm),
+    "--seed": ("seed", lambda t: t.config.seed),
+}
+
+
+def _check_out_path(p: argparse.ArgumentParser, out: str) -> None:
+    """Before any training: --out must be a file path in a folder we can create and write to."""
+    path = Path(out)
+    if path.is_dir():
+        p.error(f"argument --out: expected a file path, got the folder {out!r} (add a name such as model.pt)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as e:
+        p.error(
+            f"argument --out: expected a path in a folder that can be written, got {out!r} ({e.strerror or e})"
         )
-        trainer = Trainer(model, cfg, a.device)
-    n_params = sum(p.numel() for p in trainer.model.parameters())
-    print(f"task {a.task} | device {describe_device(trainer.device)} | {n_params:,} parameters")
+
+
+class _StopRequest:
+    """A signal handler that only records the signal: the loop checks it between two steps."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+
+@contextlib.contextmanager
+def _deferred_stop_signals() -> Iterator[_StopRequest]:
+    """SIGINT and SIGTERM set a flag instead of stopping Python anywhere (e.g. halfway through a save).
+
+    Only in the main thread (where Python delivers signals); a signal ignored by the parent shell
+    (SIG_IGN, e.g. `nohup`) stays ignored. The previous handlers come back on exit."""
+    stop = _StopRequest()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, stop)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _resume_command(a: argparse.Namespace, steps: int) -> str:
+    """The shell command that continues this run from --out."""
+    parts = ["python", "-m", "course_lib.train", "--resume", a.out, "--steps", str(steps), "--out", a.out]
+    for flag in ("--save-every", "--device", "--threads"):
+        value = getattr(a, flag[2:].replace("-", "_"))
+        if value is not None:
+            parts += [flag, str(value)]
+    if a.eval_n != 1000:
+        parts += ["--eval-n", str(a.eval_n)]
+    parts += [f for f, on in (("--no-optimizer", a.no_optimizer), ("--no-progress", a.no_progress)) if on]
+    return shlex.join(parts)
+
+
+def _resume(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.device) -> tuple[Trainer, int]:
+    """Load --resume, refuse flags that contradict it, and decide the total number of steps."""
+    try:
+        trainer = Trainer.load(a.resume, device)
+    except ValueError as e:
+        p.error(f"argument --resume: {e}")
+    conflicts = []
+    for flag, (attr, stored) in _STORED.items():
+        given, saved = getattr(a, attr), stored(trainer)
+        if given is not None and given != saved:
+            conflicts.append(f"{flag} {given} but the checkpoint has {saved}")
+    if trainer.model.cfg.n_decoder_layers != trainer.model.cfg.n_encoder_layers and a.layers is not None:
+        conflicts.append(
+            f"--layers {a.layers} but the checkpoint has {trainer.model.cfg.n_decoder_layers} decoder layers"
+        )
+    if conflicts:
+        p.error(
+            f"argument --resume: {a.resume} continues a saved run with its own model and training settings; "
+            f"{'; '.join(conflicts)} (leave these flags out, or start a new run without --resume)"
+        )
+    c = trainer.config
+    steps = a.steps if a.steps is not None else c.total_steps
+    if steps < 1:
+        p.error(
+            f"argument --steps: {a.resume} records no planned total, expected --steps N with N >= {trainer.step}"
+        )
+    if steps < trainer.step:
+        p.error(f"argument --steps: expected at least the checkpoint's step {trainer.step}, got {steps}")
+    if c.schedule == "linear" and steps > c.total_steps:
+        p.error(
+            f"argument --steps: {a.resume} follows a linear schedule that decays to its floor at step "
+            f"{c.total_steps} (the run's planned --steps); expected at most {c.total_steps}, got {steps} "
+            "(a resumed run keeps its schedule: start a new run for a longer one)"
+        )
+    if c.schedule == "paper":
+        c.total_steps = steps  # equation (3) does not depend on it: recorded for the next resume
+    if a.eval_every is not None:
+        c.eval_every = a.eval_every  # evaluation does not change the training
+    return trainer, steps
+
+
+def _fresh(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.device) -> tuple[Trainer, int]:
+    """A new model and TrainConfig from the flags and the defaults."""
+    v = {
+        k: getattr(a, k) if getattr(a, k) is not None else d
+        for k, d in {**MODEL_DEFAULTS, **RUN_DEFAULTS}.items()
+    }
+    warmup = a.warmup if a.warmup is not None else WARMUP_DEFAULTS[v["schedule"]]
+    if v["schedule"] == "linear" and not warmup < v["steps"]:
+        p.error(
+            f"argument --warmup: the linear schedule needs warm-up < --steps ({v['steps']}), got {warmup}"
+        )
+    if v["d_model"] % v["heads"]:
+        p.error(f"argument --heads: expected a divisor of --d-model ({v['d_model']}), got {v['heads']}")
+    model = model_for_task(
+        v["task"], v["d_model"], v["heads"], v["layers"], v["d_ff"], v["dropout"], seed=v["seed"]
+    )
+    cfg = TrainConfig(
+        task=v["task"],
+        batch_size=v["batch_size"],
+        warmup=warmup,
+        lr_scale=v["lr_scale"],
+        schedule=v["schedule"],
+        peak_lr=v["peak_lr"],
+        total_steps=v["steps"],
+        label_smoothing=v["label_smoothing"],
+        clip_norm=v["clip_norm"],
+        seed=v["seed"],
+        eval_every=a.eval_every if a.eval_every is not None else 250,
+        eval_n=200,
+    )
+    return Trainer(model, cfg, device), v["steps"]
+
+
+def _train_and_save(
+    a: argparse.Namespace, trainer: Trainer, steps: int, save_every: int, stop: _StopRequest
+) -> dict:
+    """Train to `steps` with the periodic saves, then either save after a stop signal and exit
+    (128 + the signal) or evaluate, print and save the final checkpoint; returns the metrics."""
+    from tqdm.auto import tqdm
+
+    def periodic(tr: Trainer, rec: dict) -> None:
+        if save_every and tr.step % save_every == 0 and tr.step < steps:
+            tr.save(a.out)
+            tqdm.write(f"step {tr.step}: saved {a.out}")
+
     t0, cpu0 = time.perf_counter(), time.process_time()
-    trainer.run(max(a.steps - trainer.step, 0), progress=not a.no_progress)
+    trainer.run(
+        steps - trainer.step,
+        progress=not a.no_progress,
+        callback=periodic,
+        should_stop=lambda: stop.signum is not None,
+    )
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        if a.out:
+            trainer.save(a.out)  # with the optimiser, whatever --no-optimizer says: it is for resuming
+            print(
+                f"{name}: stopped at step {trainer.step} of {steps} and saved {a.out}; "
+                f"resume with: {_resume_command(a, steps)}"
+            )
+        else:
+            print(f"{name}: stopped at step {trainer.step} of {steps}; nothing saved (no --out was given)")
+        sys.stdout.flush()
+        raise SystemExit(128 + stop.signum)
     ev = evaluate(trainer.model, trainer.task, "test", a.eval_n)
     metrics = {
         "heldout_exact_match": ev.exact_match,
@@ -649,9 +1035,54 @@ def main(argv: list[str] | None = None) -> dict:
     for s, t, g in ev.errors[:5]:
         print(f"  error: {s!r} -> {g!r} (expected {t!r})")
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         trainer.save(a.out, include_optimizer=not a.no_optimizer, metrics=metrics)
         print(f"saved {a.out} ({Path(a.out).stat().st_size / 1e6:.2f} MB)")
+    sys.stdout.flush()
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """`python -m course_lib.train ...` (see the module docstring and --help); returns the metrics.
+
+    Every argument is checked before any work (exit code 2, argparse's one-line message). Ends with
+    SystemExit(130) after Ctrl-C (143 after SIGTERM) once the run is saved, SystemExit(1) if the loss
+    becomes NaN or infinite (nothing is saved: --out keeps its last good checkpoint)."""
+    from .checkpoint import NonFiniteWeightsError
+
+    p = _parser()
+    a = p.parse_args(argv)
+    if a.save_every and not a.out:
+        p.error(f"argument --save-every: saving every {a.save_every} steps needs --out, which was not given")
+    if a.out:
+        _check_out_path(p, a.out)
+    try:
+        device = pick_device(a.device)
+    except ValueError as e:
+        p.error(f"argument --device: {e}")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    trainer, steps = _resume(p, a, device) if a.resume else _fresh(p, a, device)
+    if a.resume:
+        print(f"resumed from {a.resume} at step {trainer.step}")
+    save_every = (a.save_every if a.save_every is not None else SAVE_EVERY_DEFAULT) if a.out else 0
+    n_params = sum(q.numel() for q in trainer.model.parameters())
+
+    with _deferred_stop_signals() as stop:
+        print(
+            f"task {trainer.task.name} | device {describe_device(trainer.device)} | {n_params:,} parameters"
+        )
+        sys.stdout.flush()
+        try:
+            metrics = _train_and_save(a, trainer, steps, save_every, stop)
+        except (NonFiniteLossError, NonFiniteWeightsError) as e:
+            kept = (
+                f"{a.out} keeps its previous contents" if a.out and Path(a.out).exists() else "nothing saved"
+            )
+            print(f"error: {e}; not saved: {kept}", file=sys.stderr)
+            raise SystemExit(1) from None
+    if stop.signum is not None:  # arrived during the final evaluation or save: the run is complete
+        print(f"{signal.Signals(stop.signum).name} received after the last step: the run finished")
+        raise SystemExit(128 + stop.signum)
     return metrics
 
 
