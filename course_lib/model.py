@@ -24,7 +24,15 @@ from .validate import (
 
 @dataclass
 class TransformerConfig:
-    """Every size and switch of the model. Defaults are the paper's base model (Table 3)."""
+    """Every size and switch of the model.
+
+    The defaults have the sizes of the paper's base model (Table 3: N=6, d_model=512, d_ff=2048,
+    h=8, dropout 0.1) but not its weight sharing: they keep separate source and target
+    embeddings (share_embeddings=False), so that the two sides may have different vocabularies,
+    and tie only the output layer to the target embedding. The paper's base model shares one
+    matrix among all three (section 3.4): that is `TransformerConfig.base()`, and
+    `TransformerConfig.big()` is the big model.
+    """
 
     src_vocab_size: int
     tgt_vocab_size: int | None = None  # None: same as the source vocabulary

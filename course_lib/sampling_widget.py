@@ -48,10 +48,12 @@ def plot_distribution(
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.2))
     if ref is not None:
-        ax.bar(x, ref[order], color="none", edgecolor="0.5", linestyle="--", label="softmax(z), T = 1")
+        ax.bar(x, ref[order], color="none", edgecolor="0.5", linestyle="--", label="softmax(z), τ = 1")
     cmap = plt.get_cmap("viridis")
     ax.bar(x, probs[order], color=cmap(0.35), alpha=0.9, label="distribution sampled from")
-    ax.set_xticks(list(x), [labels[int(i)] for i in order])
+    names = [labels[int(i)] for i in order]
+    # long names such as "<pad>" would overlap side by side: turn them
+    ax.set_xticks(list(x), names, rotation=45 if max(map(len, names)) > 2 else 0)
     ax.set_xlabel("next token (sorted by probability)")
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1.05)
@@ -198,7 +200,7 @@ class SamplingExplorer:
     # --- drawing -----------------------------------------------------------------------
     def figure(self) -> Figure:
         s = self.settings()
-        desc = f"T = {s['temperature']:.2f}, top-k = {s['top_k'] or 'off'}, top-p = {s['top_p'] or 'off'}"
+        desc = f"τ = {s['temperature']:.2f}, top-k = {s['top_k'] or 'off'}, top-p = {s['top_p'] or 'off'}"
         fig, ax = plt.subplots(figsize=(8, 3.2))
         plot_distribution(
             self.probs, self.labels, self.reference, ax=ax, title=f"{self.title} {desc}".strip(),

@@ -31,7 +31,7 @@ Equation (3) was made for 100,000 steps: after its peak it decays as 1/sqrt(step
 few hundred steps ends with a learning rate that still moves the weights. For short runs,
 `--schedule linear` warms up linearly for --warmup steps (default 50 with this schedule) to
 --peak-lr (default 3e-3) and decays linearly to 2% of it at the last step; the same model then
-reaches 99% held-out exact match on the dates in about 300-400 steps instead of about 950
+reaches 99% held-out exact match on the dates in about 300-350 steps instead of about 850-950
 (docs/benchmarks.md, row 2):
 
     python -m course_lib.train --task dates --steps 400 --schedule linear --out dates_fast.pt

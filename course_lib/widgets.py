@@ -47,6 +47,12 @@ from .viz import row_entropy, top_attended
 
 COLORMAPS = ("viridis", "magma", "cividis")
 MASKED_COLOR = "#d0d0d0"
+# The all-heads view: its panels wrap into rows so that the figure stays about as wide as a
+# notebook (HEADS_MAX_WIDTH inches of panels, about 720 px at the explorers' 80 dpi) and is not
+# shrunk on screen; its token labels are never smaller than HEADS_MIN_FONT points (every k-th
+# token is labelled when the panel has no room for all of them).
+HEADS_MAX_WIDTH = 9.0
+HEADS_MIN_FONT = 9.0
 
 __all__ = ["PatternExplorer", "AttentionExplorer", "word_embedder", "COLORMAPS"]
 
@@ -60,12 +66,14 @@ class _Layout:
         self.n, self.has_entropy, self.large = n, entropy, large
         self.fig = Figure(dpi=dpi)
         FigureCanvasAgg(self.fig)
-        self.ncols = min(n, 4)
-        self.nrows = math.ceil(n / self.ncols)
         if n == 1:
             self.hw, self.hh = (7.0, 6.2) if large else (4.6, 4.0)
-        else:
-            self.hw = self.hh = 3.4 if large else 2.3
+            self.ncols = self.nrows = 1
+        else:  # all heads: as many columns as fit HEADS_MAX_WIDTH, the rows filled evenly
+            self.hw = self.hh = 4.2 if large else 3.2
+            fit = max(1, int((HEADS_MAX_WIDTH + 0.3) // (self.hw + 0.3)))
+            self.nrows = math.ceil(n / min(n, fit))
+            self.ncols = math.ceil(n / self.nrows)
         self.ent_w = 1.3 if entropy else 0.0
         self.axes = []
         for i in range(n):
@@ -116,9 +124,9 @@ class _Layout:
         top = 0.45 if self.n == 1 else 0.8
         hw, hh, ncols, nrows = self.hw, self.hh, self.ncols, self.nrows
         gap_x = 0.3
+        # between rows: room for the titles only, since only the panels with no panel below them
+        # carry key labels (those of a short last row's neighbours hang into its empty slots)
         gap_y = 0.35 if nrows > 1 else 0.0
-        if nrows > 1 and not self.large:
-            gap_y += bottom - 0.45  # room for the tick labels of the upper row
         width = left + ncols * hw + (ncols - 1) * gap_x + 0.3
         width += (self.ent_w + 0.25) if self.ent_ax is not None else 0.0
         width += 0.18 + 0.85
@@ -162,9 +170,10 @@ class _Layout:
 
     def set_labels(self, q_labels: Sequence[str], k_labels: Sequence[str]) -> None:
         T_q, T_k = len(q_labels), len(k_labels)
-        # font size from the room per cell (points); label every k-th token if even 6.5 pt is too big
+        # font size from the room per cell (points); label every k-th token if even the smallest
+        # font (6.5 pt for one head, HEADS_MIN_FONT for all heads) does not fit one per cell
         cell_pt = min(self.hw * 72 / max(T_k, 1), self.hh * 72 / max(T_q, 1))
-        fs = min(max(0.9 * cell_pt, 6.5), 10.0 if self.n == 1 else 8.0)
+        fs = min(max(0.9 * cell_pt, 6.5 if self.n == 1 else HEADS_MIN_FONT), 10.0)
         every = max(1, math.ceil(1.05 * fs / cell_pt))
         q_short = [s if len(s) <= 12 else s[:11] + "…" for s in q_labels]
         k_short = [s if len(s) <= 12 else s[:11] + "…" for s in k_labels]
@@ -206,7 +215,7 @@ class _Layout:
 
 class _GridView:
     """The picture of an explorer: reusable figures (one per layout: single grid with a
-    row-entropy panel, or the heads of a layer side by side), rendered to PNG bytes.
+    row-entropy panel, or the heads of a layer in rows of panels), rendered to PNG bytes.
 
     Speed: each layout's figure is built once; its static parts (axes, tick labels, colour
     bar) are drawn into a background that is reused while the labels, colours and scale stay

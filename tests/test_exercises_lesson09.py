@@ -1,3 +1,6 @@
+import math
+import re
+
 import torch
 import torch.nn.functional as F
 
@@ -87,13 +90,32 @@ def test_label_smoothing_catches_other_variant():
         return -(q * logp).sum(-1)[target != PAD].mean()
 
     r = check_label_smoothing(excludes_true_class)
-    assert not r.passed and "differs from the expected values" in r.message
+    assert not r.passed
+    assert "V - 1 wrong classes" in r.message and "epsilon / V each" in r.message
+    assert "Szegedy" in r.message and "label_smoothing=" in r.message
+
+
+def test_label_smoothing_other_variant_hint_is_specific():
+    # a loss that is off in another way (epsilon doubled) gets the plain difference, not the V - 1 hint
+    r = check_label_smoothing(lambda lg, t, eps: ls_right(lg, t, 2 * eps))
+    assert not r.passed and "V - 1" not in r.message and "differs from the expected values" in r.message
 
 
 # --- warm-up schedule -------------------------------------------------------------------------
 def test_warmup_accepts_right_answer():
     r = check_warmup_lr(lambda s, d, w: d**-0.5 * min(s**-0.5, s * w**-1.5))
     assert r.passed, r.message
+
+
+def test_warmup_shows_a_small_relative_error():
+    def off_by_1e4(s, d, w):  # 1e-4 too large everywhere: invisible with 4 significant digits
+        return (1 + 1e-4) * d**-0.5 * min(s**-0.5, s * w**-1.5)
+
+    r = check_warmup_lr(off_by_1e4)
+    assert not r.passed and "relative error 1.0e-04" in r.message
+    got, want = re.search(r"= (\S+), expected (\S+) ", r.message).groups()
+    assert got != want  # the printed digits themselves differ
+    assert math.isclose(float(got) / float(want), 1 + 1e-4, rel_tol=1e-7)
 
 
 def test_warmup_catches_wrong_exponent():

@@ -318,3 +318,41 @@ def test_redraw_time(model, capsys):
             f"pattern explorer new sentence {text_ms:.0f} ms"
         )
     assert model_ms < 1000 and pat_ms < 1000
+
+
+# --- legibility of the all-heads view --------------------------------------------------------
+def _tick_labels(layout):
+    """The visible token labels of each axes of the current view: {(axes index, "x" or "y"): [Text]}."""
+    by_axes = {}
+    for i, ax in enumerate(layout.axes):
+        for axis in ("x", "y"):
+            pool = layout._pools.get((id(ax), axis), [])
+            by_axes[(i, axis)] = [t for t in pool if t.get_visible()]
+    return by_axes
+
+
+@pytest.mark.parametrize("length", [3, 11, 26, 64])
+def test_all_heads_labels_are_legible(model, vocab, length):
+    """Every head of a layer: labels of at least 9 pt at 80 dpi, never more than one per 9 pt of
+    panel (so they cannot overlap), a figure about as wide as a notebook, and every token
+    labelled when the panel has room for all of them."""
+    text = ("abc defg hij " * 6)[:length]
+    ex = AttentionExplorer(model, vocab, text=text, target=text[: length - 1] or "a", head="all")
+    for kind in ("encoder self", "decoder self", "cross"):
+        ex.attention.value = kind
+        lay = ex._view.current
+        assert ex.current_weights.shape[0] == 4 and lay.n == 4
+        width, _ = lay.fig.get_size_inches()
+        assert width * lay.fig.dpi <= 900, f"{width * lay.fig.dpi:.0f} px: wider than a notebook"
+        labels = _tick_labels(lay)
+        T_q, T_k = ex.current_weights.shape[1:]
+        shown_x = [t for (_, axis), ts in labels.items() if axis == "x" for t in ts]
+        shown_y = [t for (_, axis), ts in labels.items() if axis == "y" for t in ts]
+        assert shown_x and shown_y
+        assert min(t.get_fontsize() for t in shown_x + shown_y) >= 9.0
+        for (_, axis), ts in labels.items():
+            room_pt = 72 * (lay.hw if axis == "x" else lay.hh)  # panel size along this axis
+            n_tokens = T_k if axis == "x" else T_q
+            assert len(ts) <= max(1, room_pt // 9), (kind, axis, len(ts))
+            if ts and n_tokens * 9 * 1.05 <= room_pt:  # room for every token: every token labelled
+                assert len(ts) == n_tokens, (kind, axis, len(ts), n_tokens)

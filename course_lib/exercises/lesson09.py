@@ -3,7 +3,10 @@
 check_teacher_forcing(fn)   fn(targets (B, T) padded with PAD, no specials) -> (tgt_in, tgt_out), each (B, T+1):
                             tgt_in = SOS + target (the right shift), tgt_out = target + EOS, padded with PAD
 check_label_smoothing(fn)   fn(logits (N, V), target (N,), epsilon) -> scalar: the label-smoothed
-                            cross-entropy averaged over the positions whose target is not PAD
+                            cross-entropy averaged over the positions whose target is not PAD, with
+                            epsilon spread over all V classes (epsilon / V each, the correct one
+                            included), as Szegedy et al. (2016) define it and F.cross_entropy computes;
+                            the epsilon / (V - 1) convention gets a hint of its own
 check_warmup_lr(fn)         fn(step, d_model, warmup) -> float: equation (3) of the paper
 """
 
@@ -91,6 +94,15 @@ def check_teacher_forcing(fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> Chec
     )
 
 
+def _smoothed_over_wrong_classes(logits: Tensor, target: Tensor, eps: float) -> Tensor:
+    """The other convention: 1 - eps on the target, eps / (V - 1) on each of the V - 1 others;
+    mean over the positions whose target is not PAD. logits (N, V), target (N,) -> scalar."""
+    logp = logits.log_softmax(-1)  # (N, V)
+    V = logits.size(-1)
+    q = torch.full_like(logp, eps / (V - 1)).scatter(-1, target[:, None], 1 - eps)  # (N, V)
+    return -(q * logp).sum(-1)[target != PAD].mean()
+
+
 def check_label_smoothing(fn: Callable[[Tensor, Tensor, float], Tensor]) -> CheckResult:
     """Against `F.cross_entropy(label_smoothing=eps, ignore_index=PAD)`, with padding and a
     class whose probability underflows to 0."""
@@ -122,6 +134,16 @@ def check_label_smoothing(fn: Callable[[Tensor, Tensor, float], Tensor]) -> Chec
             no_pad = float(F.cross_entropy(logits, target, label_smoothing=eps))
             if abs(got_f - no_pad) < 1e-4 * max(1, abs(no_pad)):
                 return "positions whose target is PAD (id 0) must count for nothing, in the sum and the mean"
+            wrong_only = float(_smoothed_over_wrong_classes(logits, target, eps))
+            if abs(got_f - wrong_only) < 1e-4 * max(1, abs(wrong_only)) and not torch.isclose(
+                got_t.reshape(()).double(), expected.double(), atol=1e-4, rtol=1e-4
+            ):
+                return (
+                    "you spread epsilon over the V - 1 wrong classes (epsilon / (V - 1) each), a convention some "
+                    "implementations use. The course spreads it over all V classes, as Szegedy et al. (2016) "
+                    "define label smoothing and F.cross_entropy(label_smoothing=) computes: epsilon / V each, "
+                    "the correct class included, i.e. (1 - eps) * (-log p_y) + eps * mean over c of (-log p_c)"
+                )
             return compare(
                 got_t.reshape(()), expected, f"the loss (N={N}, V={V}, epsilon={eps:.3f})", atol=1e-4
             )
@@ -146,9 +168,12 @@ def check_warmup_lr(fn: Callable[[int, int, int], float]) -> CheckResult:
             got = float(fn(step, d_model, warmup))
             if not math.isclose(got, want, rel_tol=1e-6):
                 where = "warm-up" if step < warmup else ("peak" if step == warmup else "decay")
+                rel = abs(got - want) / abs(want)
+                # 9 significant digits: a relative error of 1e-6 (the tolerance) still shows
                 return (
-                    f"lrate(step={step}, d_model={d_model}, warmup={warmup}) = {got:.4g}, expected {want:.4g} "
-                    f"(in the {where}: d_model^-0.5 * min(step^-0.5, step * warmup^-1.5))"
+                    f"lrate(step={step}, d_model={d_model}, warmup={warmup}) = {got:.9g}, expected {want:.9g} "
+                    f"(relative error {rel:.1e}, allowed 1e-06; in the {where}: "
+                    f"d_model^-0.5 * min(step^-0.5, step * warmup^-1.5))"
                 )
         return None
 
