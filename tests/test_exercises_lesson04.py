@@ -116,7 +116,7 @@ def test_ov_catches_wrong_w_o_slice():
         return mha.w_v.weight[s, :].T @ mha.w_o.weight[s, :]
 
     r = check_ov_circuit(ov_rows)
-    assert not r.passed and "W_O^i is the wrong slice" in r.message
+    assert not r.passed and "W^O_i is the wrong slice" in r.message
 
 
 def test_ov_catches_wrong_head():

@@ -3,7 +3,7 @@
 check_split_merge(split_heads, merge_heads)   split_heads(x, n_heads): (B, T, d_model) -> (B, h, T, d_k)
                                               merge_heads(x): (B, h, T, d_k) -> (B, T, d_model)
 check_attention_params(count)                 count(d_model, n_heads, bias) -> int
-check_ov_circuit(ov)                          ov(mha, i) -> W_V^i W_O^i, (d_model, d_model)
+check_ov_circuit(ov)                          ov(mha, i) -> W^V_i W^O_i, (d_model, d_model)
 """
 
 from __future__ import annotations
@@ -146,11 +146,11 @@ def check_ov_circuit(ov: Callable[[MultiHeadAttention, int], Tensor]) -> CheckRe
                 if _same(got, expected.T):
                     return (
                         f"head {i}: you returned the transpose. In x @ W form the value map is "
-                        "W_V^i (d_model, d_k) followed by W_O^i (d_k, d_model)"
+                        "W^V_i (d_model, d_k) followed by W^O_i (d_k, d_model)"
                     )
                 if _same(got, wv_i @ mha.w_o.weight[s, :]):
                     return (
-                        f"head {i}: W_O^i is the wrong slice. nn.Linear stores weight = W.T, so W_O^i = "
+                        f"head {i}: W^O_i is the wrong slice. nn.Linear stores weight = W.T, so W^O_i = "
                         "w_o.weight[:, s].T (rows s of W_O in x @ W form)"
                     )
                 for j in range(h):
@@ -161,5 +161,5 @@ def check_ov_circuit(ov: Callable[[MultiHeadAttention, int], Tensor]) -> CheckRe
     return run_trials(
         "OV circuit",
         [trial] * 4,
-        "W_V^i W_O^i matches on 4 fresh attention blocks: one d_model x d_model matrix of rank <= d_k per head.",
+        "W^V_i W^O_i matches on 4 fresh attention blocks: one d_model x d_model matrix of rank <= d_k per head.",
     )
