@@ -43,9 +43,7 @@ def test_install_uses_the_torch_installer_and_lab_overrides():
     assert "share/jupyter/lab/settings/overrides.json" in text
 
 
-@pytest.mark.skipif(
-    shutil.which("git") is None or not (REPO / ".git").exists(), reason="not a git checkout"
-)
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(), reason="not a git checkout")
 def test_checkpoints_written_by_the_course_are_ignored_but_shipped_ones_are_not():
     def ignored(path: str) -> bool:
         r = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
