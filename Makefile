@@ -9,7 +9,7 @@ TORCH  ?=
 # JupyterLab refuses to start as root unless told; containers often run as root
 ROOTFLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: FORCE help install lab test lint unit nbval browser execute student bench clean
+.PHONY: FORCE help install lab test lint unit nbval browser execute student bench corpus clean
 
 help:
 	@echo "make lab      start JupyterLab on the lessons (creates .venv on first use)"
@@ -17,6 +17,7 @@ help:
 	@echo "make execute  re-run every notebook in place in a fresh kernel (authors)"
 	@echo "make student  write student copies of the notebooks (solutions removed) to student/"
 	@echo "make bench    run the benchmarks, print the table, write docs/benchmarks.md"
+	@echo "make corpus   freeze the lessons' prose into assets/corpus.txt (lesson 12's text; authors)"
 	@echo "make clean    remove caches, test artifacts and student copies"
 
 # JupyterLab's settings for this environment: no news pop-up, no update checks (the course is offline).
@@ -67,6 +68,10 @@ student: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# after a re-freeze, re-execute lesson 12 (its outputs depend on the text)
+corpus: $(STAMP)
+	$(BIN)/python -m course_lib.corpus freeze
 
 clean:
 	rm -rf .pytest_cache .ruff_cache test-artifacts student build *.egg-info

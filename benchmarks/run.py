@@ -6,7 +6,8 @@ table, and write it with the machine's details to docs/benchmarks.md.
     python -m benchmarks.run --rows 3,4      # only some rows (the file then holds only those)
 
 Rows: 1 notebooks, 2 time to 99% exact match, 3 attention, 4 training step, 5 KV cache,
-6 FLOP rate, 7 GPU (bf16, fused attention, torch.compile; CUDA only).
+6 FLOP rate, 7 GPU (bf16, fused attention, torch.compile; CUDA only), 8 the BPE tokenizer
+against Hugging Face tokenizers.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .table import Line, markdown_table
 from .timing import fmt_seconds, use_all_cores
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 @dataclass
@@ -137,6 +138,16 @@ def row_gpu(ctx: Context) -> list[Line]:
     return gpu_lines(ctx.quick)
 
 
+def row_bpe(ctx: Context) -> list[Line]:
+    from course_lib.corpus import load_corpus
+
+    from .bpe import lines as bpe_lines
+
+    if ctx.quick:
+        return bpe_lines(load_corpus(), [300], repeats=1)
+    return bpe_lines(load_corpus(), [1000, 4000], repeats=7)
+
+
 ROWS: dict[int, Callable[[Context], list[Line]]] = {
     1: row_notebooks,
     2: row_convergence,
@@ -145,6 +156,7 @@ ROWS: dict[int, Callable[[Context], list[Line]]] = {
     5: row_generation,
     6: row_flop_rate,
     7: row_gpu,
+    8: row_bpe,
 }
 
 
@@ -206,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = sorted({int(r) for r in args.rows.split(",") if r.strip()})
     except ValueError:
-        raise SystemExit(f"--rows must be comma-separated numbers from 1 to 7, got {args.rows!r}") from None
+        raise SystemExit(f"--rows must be comma-separated numbers from 1 to 8, got {args.rows!r}") from None
     if not rows or any(r not in ROWS for r in rows):
-        raise SystemExit(f"--rows must be comma-separated numbers from 1 to 7, got {args.rows!r}")
+        raise SystemExit(f"--rows must be comma-separated numbers from 1 to 8, got {args.rows!r}")
     out = args.out if args.out is not None else (None if args.quick else ROOT / "docs" / "benchmarks.md")
     use_all_cores()
     ctx = Context(
