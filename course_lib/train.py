@@ -54,6 +54,21 @@ Long runs, interrupts and resuming (the command line):
     resumes up to that total and no further: asking for more is an error, never a silently
     stretched schedule. Equation (3) does not depend on the total, so a paper run can be extended.
     Either way the resumed run ends bit for bit where an uninterrupted run of the same total would.
+
+In parallel (lesson 15, course_lib.distributed):
+  * `torchrun --nproc_per_node=N -m course_lib.train ...` trains with DistributedDataParallel: the
+    command joins the process group torchrun describes (gloo on the CPU, nccl on CUDA, one GPU per
+    process), rank r trains on rows r::N of each step's global batch (--batch-size is the global
+    batch), and each rank's summed token loss is divided by the global token count (all-reduced)
+    times N, so DDP's average of the gradients is the single-process gradient of the whole batch.
+    Only rank 0 prints, evaluates and saves (atomically); a stop signal on any rank stops all of
+    them at the same step; --resume works the same way, with any number of processes. Across
+    machines: the same command on each, with --nnodes, --node_rank and --master_addr/--master_port
+    (or --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT);
+  * `--accum-steps K` splits each (per-rank) batch into K micro-batches and adds their gradients
+    (each micro-batch's token sum divided by the global token count): the same step with the
+    activations of one micro-batch in memory. It is saved in the checkpoint and may be changed on
+    --resume (the same gradients, to round-off).
 """
 
 from __future__ import annotations
@@ -62,6 +77,7 @@ import argparse
 import contextlib
 import math
 import numbers
+import os
 import shlex
 import signal
 import sys
@@ -79,6 +95,8 @@ from torch import Tensor, nn
 
 from .data import PAD, TASKS, Batch, CharVocab, Task, batch_at, get_task, make_batch
 from .device import autocast, describe_device, pick_device, set_seed
+from .distributed import info as dist_info
+from .distributed import launched_by_torchrun
 from .model import Transformer, TransformerConfig
 
 
@@ -389,6 +407,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: no evaluation during training
     eval_n: int = 200
     amp: bool = True  # bf16 autocast on CUDA (a no-op elsewhere)
+    accum_steps: int = 1  # micro-batches per step (gradient accumulation): same gradient, less memory
 
     def __post_init__(self) -> None:
         """Refuse values the loop cannot use, with one line naming what was expected."""
@@ -405,6 +424,7 @@ class TrainConfig:
             ("seed", 0),
             ("eval_every", 0),
             ("eval_n", 1),
+            ("accum_steps", 1),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -421,6 +441,11 @@ class TrainConfig:
             refuse("amp", "True or False")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.accum_steps > self.batch_size:
+            raise ValueError(
+                f"TrainConfig.accum_steps must be at most batch_size ({self.batch_size}) so that every "
+                f"micro-batch has a row, got {self.accum_steps}"
+            )
         if self.schedule == "linear" and not self.warmup < self.total_steps:
             raise ValueError(
                 "schedule='linear' needs 1 <= warmup < total_steps (the step where its decay ends), "
@@ -477,6 +502,19 @@ class Trainer:
             )
         self.device = pick_device(device) if device is None or isinstance(device, str) else device
         self.model = model.to(self.device)
+        self.dist = dist_info()  # rank 0 of 1 unless a process group is initialised (torchrun)
+        if self.config.batch_size < self.dist.world_size * self.config.accum_steps:
+            raise ValueError(
+                f"a batch of {self.config.batch_size} rows cannot be shared by {self.dist.world_size} processes "
+                f"x {self.config.accum_steps} micro-batches: expected batch_size >= "
+                f"{self.dist.world_size * self.config.accum_steps}"
+            )
+        self.net: nn.Module = self.model  # what the step runs: the model, or DDP around it
+        if self.dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel  # broadcasts rank 0's weights
+
+            ids = [self.device] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = make_optimizer(self.model)
         c = self.config
         self.scheduler = make_scheduler(
@@ -487,7 +525,15 @@ class Trainer:
 
     # one optimisation step --------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict:
-        """Forward all target positions at once (teacher forcing), backward, clip, Adam, schedule."""
+        """Forward all target positions at once (teacher forcing), backward, clip, Adam, schedule.
+
+        `batch` is the step's global batch. With several processes (torchrun) each rank trains on
+        its rows rank::world and DDP all-reduces the gradients; with accum_steps = K each rank's
+        rows are split again into K micro-batches whose gradients add up. Either way each piece's
+        summed token loss is divided by the global token count, so the step's gradient is that of
+        the token mean over the whole batch, as in one process."""
+        if self.dist.world_size > 1 or self.config.accum_steps > 1:
+            return self._sharded_step(batch)
         c, model = self.config, self.model
         model.train()
         b = batch.to(self.device)
@@ -524,6 +570,64 @@ class Trainer:
             "tokens": b.n_tokens,
         }
 
+    def _sharded_step(self, batch: Batch) -> dict:
+        """train_step over this rank's shard in accum_steps micro-batches (see train_step)."""
+        from .distributed import all_reduce_sum, shard_loss_scale, shard_rows
+
+        c, d = self.config, self.dist
+        self.model.train()
+        mine = shard_rows(batch, d.rank, d.world_size) if d.world_size > 1 else batch
+        micro = [shard_rows(mine, j, c.accum_steps) for j in range(c.accum_steps)]
+        (global_tokens,) = all_reduce_sum([mine.n_tokens], self.device)
+        scale = shard_loss_scale(int(global_tokens), d.world_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        ce_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        for j, mb in enumerate(micro):
+            b = mb.to(self.device)
+            last = j == len(micro) - 1
+            # DDP all-reduces during the backward pass of the last micro-batch only
+            sync = self.net.no_sync() if d.world_size > 1 and not last else contextlib.nullcontext()
+            with sync:
+                with autocast(self.device, c.amp):
+                    logits = self.net(b.src, b.tgt_in, b.src_mask, b.tgt_mask)  # (b, T, V)
+                piece = label_smoothing_loss(logits, b.tgt_out, c.label_smoothing, reduction="sum")
+                (piece * scale).backward()  # every rank runs the backward pass: DDP needs all of them
+            with torch.no_grad():
+                loss_sum += piece.detach().double()
+                ce_sum += cross_entropy(logits.detach(), b.tgt_out, reduction="sum").double()
+        loss_total, ce_total = all_reduce_sum([float(loss_sum), float(ce_sum)], self.device)
+        loss_value = loss_total / global_tokens
+        max_norm = c.clip_norm if c.clip_norm is not None else float("inf")
+        grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))  # same on every rank
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            bad = loss_value if not math.isfinite(loss_value) else grad_norm
+            what = f"the {'loss' if bad is loss_value else 'gradient norm'} is {bad}"
+            raise NonFiniteLossError(
+                f"training diverged at step {self.step + 1}: {what} (expected a finite number); the weights "
+                f"are those after step {self.step}, not updated (try a lower learning rate)"
+            )
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return {
+            "loss": loss_value,
+            "cross_entropy": ce_total / global_tokens,
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "tokens": int(global_tokens),
+        }
+
+    def _agree_to_stop(self, should_stop: Callable[[], bool] | None) -> bool:
+        """should_stop(), agreed by all ranks: one rank's signal stops them all at the same step."""
+        flag = bool(should_stop is not None and should_stop())
+        if self.dist.world_size > 1:
+            from .distributed import all_reduce_sum
+
+            flag = all_reduce_sum([float(flag)], self.device)[0] > 0
+        return flag
+
     def run(
         self,
         steps: int,
@@ -536,18 +640,20 @@ class Trainer:
         """Train `steps` more steps; returns the history (lists indexed like history['step']).
 
         `should_stop()` is asked before every step: True ends the run early, between two steps
-        (the command line's Ctrl-C). A NaN or infinite loss raises `NonFiniteLossError`."""
+        (the command line's Ctrl-C). A NaN or infinite loss raises `NonFiniteLossError`.
+        With several processes only rank 0 shows progress and evaluates; all ranks agree on stopping."""
         from tqdm.auto import tqdm
 
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         c, h = self.config, self.history
-        plot = LivePlot(f"training on {self.task.name}") if live_plot else None
-        bar = tqdm(total=steps, desc=f"{self.task.name}", disable=not progress, unit="step")
+        main_rank = self.dist.is_main
+        plot = LivePlot(f"training on {self.task.name}") if live_plot and main_rank else None
+        bar = tqdm(total=steps, desc=f"{self.task.name}", disable=not (progress and main_rank), unit="step")
         t_start = time.perf_counter()
         try:
             for _ in range(steps):
-                if should_stop is not None and should_stop():
+                if self._agree_to_stop(should_stop):
                     break
                 batch = batch_at(self.task, "train", c.batch_size, c.seed, self.step)
                 t0 = time.perf_counter()
@@ -559,7 +665,7 @@ class Trainer:
                 rec["perplexity"] = perplexity(rec["cross_entropy"])
                 for k in _RECORDED:
                     h[k].append(rec[k])
-                if c.eval_every and self.step % c.eval_every == 0:
+                if c.eval_every and self.step % c.eval_every == 0 and main_rank:
                     ev = evaluate(self.model, self.task, "test", c.eval_n)
                     h["eval"].append(
                         {
@@ -785,6 +891,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=fraction, default=None, help=f"default {m['dropout']}")
     p.add_argument("--batch-size", type=positive_int, default=None, help=f"default {r['batch_size']}")
     p.add_argument(
+        "--accum-steps",
+        type=positive_int,
+        default=None,
+        help="gradient accumulation: split each batch into K micro-batches whose gradients add up to the "
+        "whole batch's (default 1; with --resume, the checkpoint's)",
+    )
+    p.add_argument(
         "--schedule",
         default=None,
         choices=SCHEDULES,
@@ -896,10 +1009,25 @@ def _deferred_stop_signals() -> Iterator[_StopRequest]:
             signal.signal(sig, handler)
 
 
+def _check_shares(p: argparse.ArgumentParser, batch_size: int, accum_steps: int) -> None:
+    """Every process and every micro-batch needs at least one row of the batch."""
+    world = dist_info().world_size
+    if batch_size < world * accum_steps:
+        flag = "--accum-steps" if accum_steps > 1 else "--batch-size"
+        p.error(
+            f"argument {flag}: a batch of {batch_size} rows shared by {world} process(es) x {accum_steps} "
+            f"micro-batch(es) leaves some without a row; expected --batch-size >= {world * accum_steps}"
+        )
+
+
 def _resume_command(a: argparse.Namespace, steps: int) -> str:
     """The shell command that continues this run from --out."""
-    parts = ["python", "-m", "course_lib.train", "--resume", a.out, "--steps", str(steps), "--out", a.out]
-    for flag in ("--save-every", "--device", "--threads"):
+    d = dist_info()
+    start = ["python", "-m"]
+    if d.world_size > 1:
+        start = ["torchrun", f"--nproc_per_node={os.environ.get('LOCAL_WORLD_SIZE', d.world_size)}", "-m"]
+    parts = [*start, "course_lib.train", "--resume", a.out, "--steps", str(steps), "--out", a.out]
+    for flag in ("--save-every", "--accum-steps", "--device", "--threads"):
         value = getattr(a, flag[2:].replace("-", "_"))
         if value is not None:
             parts += [flag, str(value)]
@@ -947,6 +1075,9 @@ def _resume(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.dev
         c.total_steps = steps  # equation (3) does not depend on it: recorded for the next resume
     if a.eval_every is not None:
         c.eval_every = a.eval_every  # evaluation does not change the training
+    if a.accum_steps is not None:
+        c.accum_steps = a.accum_steps  # the same gradient, to round-off
+    _check_shares(p, c.batch_size, c.accum_steps)
     return trainer, steps
 
 
@@ -961,6 +1092,7 @@ def _fresh(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.devi
         p.error(
             f"argument --warmup: the linear schedule needs warm-up < --steps ({v['steps']}), got {warmup}"
         )
+    _check_shares(p, v["batch_size"], a.accum_steps or 1)
     if v["d_model"] % v["heads"]:
         p.error(f"argument --heads: expected a divisor of --d-model ({v['d_model']}), got {v['heads']}")
     model = model_for_task(
@@ -979,6 +1111,7 @@ def _fresh(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.devi
         seed=v["seed"],
         eval_every=a.eval_every if a.eval_every is not None else 250,
         eval_n=200,
+        accum_steps=a.accum_steps or 1,
     )
     return Trainer(model, cfg, device), v["steps"]
 
@@ -990,8 +1123,10 @@ def _train_and_save(
     (128 + the signal) or evaluate, print and save the final checkpoint; returns the metrics."""
     from tqdm.auto import tqdm
 
+    main_rank = trainer.dist.is_main
+
     def periodic(tr: Trainer, rec: dict) -> None:
-        if save_every and tr.step % save_every == 0 and tr.step < steps:
+        if main_rank and save_every and tr.step % save_every == 0 and tr.step < steps:
             tr.save(a.out)
             tqdm.write(f"step {tr.step}: saved {a.out}")
 
@@ -1003,8 +1138,11 @@ def _train_and_save(
         should_stop=lambda: stop.signum is not None,
     )
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
-    if stop.signum is not None:
-        name = signal.Signals(stop.signum).name
+    if stop.signum is not None or trainer.step < steps:  # stopped (several processes: agreed by all)
+        signum = stop.signum if stop.signum is not None else signal.SIGTERM
+        if not main_rank:
+            raise SystemExit(128 + signum)
+        name = signal.Signals(signum).name
         if a.out:
             trainer.save(a.out)  # with the optimiser, whatever --no-optimizer says: it is for resuming
             print(
@@ -1014,7 +1152,9 @@ def _train_and_save(
         else:
             print(f"{name}: stopped at step {trainer.step} of {steps}; nothing saved (no --out was given)")
         sys.stdout.flush()
-        raise SystemExit(128 + stop.signum)
+        raise SystemExit(128 + signum)
+    if not main_rank:
+        return {}  # rank 0 evaluates, prints and saves
     ev = evaluate(trainer.model, trainer.task, "test", a.eval_n)
     metrics = {
         "heldout_exact_match": ev.exact_match,
@@ -1046,9 +1186,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     Every argument is checked before any work (exit code 2, argparse's one-line message). Ends with
     SystemExit(130) after Ctrl-C (143 after SIGTERM) once the run is saved, SystemExit(1) if the loss
-    becomes NaN or infinite (nothing is saved: --out keeps its last good checkpoint)."""
-    from .checkpoint import NonFiniteWeightsError
+    becomes NaN or infinite (nothing is saved: --out keeps its last good checkpoint).
 
+    Started by torchrun (RANK and WORLD_SIZE in the environment), it joins the process group first
+    and trains with DistributedDataParallel; only rank 0 prints, evaluates and saves."""
     p = _parser()
     a = p.parse_args(argv)
     if a.save_every and not a.out:
@@ -1061,15 +1202,48 @@ def main(argv: list[str] | None = None) -> dict:
         p.error(f"argument --device: {e}")
     if a.threads:
         torch.set_num_threads(a.threads)
+    if not launched_by_torchrun():
+        return _main(p, a, device)
+    from .distributed import init_from_env
+
+    _, device = init_from_env(device)  # gloo on the CPU, nccl on CUDA
+    try:
+        metrics = _main(p, a, device)
+    except SystemExit:  # every rank ends the same way (an agreed stop, a diverged loss, a bad flag)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+        raise
+    torch.distributed.barrier()  # the others wait for rank 0's evaluation and save, then all leave together
+    torch.distributed.destroy_process_group()
+    return metrics
+
+
+def _main(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.device) -> dict:
+    """main() once the arguments are checked and the process group (if any) is joined."""
+    from .checkpoint import NonFiniteWeightsError
+
+    main_rank = dist_info().is_main
+    say = print if main_rank else (lambda *args, **kwargs: None)
     trainer, steps = _resume(p, a, device) if a.resume else _fresh(p, a, device)
     if a.resume:
-        print(f"resumed from {a.resume} at step {trainer.step}")
+        say(f"resumed from {a.resume} at step {trainer.step}")
     save_every = (a.save_every if a.save_every is not None else SAVE_EVERY_DEFAULT) if a.out else 0
     n_params = sum(q.numel() for q in trainer.model.parameters())
 
     with _deferred_stop_signals() as stop:
-        print(
+        world = trainer.dist.world_size
+        say(
             f"task {trainer.task.name} | device {describe_device(trainer.device)} | {n_params:,} parameters"
+            + (
+                f" | {world} processes (DDP), {trainer.config.batch_size // world}+ rows each"
+                if world > 1
+                else ""
+            )
+            + (
+                f" | {trainer.config.accum_steps} micro-batches per step"
+                if trainer.config.accum_steps > 1
+                else ""
+            )
         )
         sys.stdout.flush()
         try:
@@ -1078,10 +1252,11 @@ def main(argv: list[str] | None = None) -> dict:
             kept = (
                 f"{a.out} keeps its previous contents" if a.out and Path(a.out).exists() else "nothing saved"
             )
-            print(f"error: {e}; not saved: {kept}", file=sys.stderr)
+            if main_rank:
+                print(f"error: {e}; not saved: {kept}", file=sys.stderr)
             raise SystemExit(1) from None
     if stop.signum is not None:  # arrived during the final evaluation or save: the run is complete
-        print(f"{signal.Signals(stop.signum).name} received after the last step: the run finished")
+        say(f"{signal.Signals(stop.signum).name} received after the last step: the run finished")
         raise SystemExit(128 + stop.signum)
     return metrics
 
