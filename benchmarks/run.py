@@ -7,7 +7,7 @@ table, and write it with the machine's details to docs/benchmarks.md.
 
 Rows: 1 notebooks, 2 time to 99% exact match, 3 attention, 4 training step, 5 KV cache,
 6 FLOP rate, 7 GPU (bf16, fused attention, torch.compile; CUDA only), 8 the BPE tokenizer
-against Hugging Face tokenizers.
+against Hugging Face tokenizers, 9 lesson 13's GPT (training step against torch's layers, KV cache).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from .table import Line, markdown_table
 from .timing import fmt_seconds, use_all_cores
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
 @dataclass
@@ -148,6 +148,12 @@ def row_bpe(ctx: Context) -> list[Line]:
     return bpe_lines(load_corpus(), [1000, 4000], repeats=7)
 
 
+def row_gpt(ctx: Context) -> list[Line]:
+    from .gpt import lines as gpt_lines
+
+    return gpt_lines(quick=ctx.quick)
+
+
 ROWS: dict[int, Callable[[Context], list[Line]]] = {
     1: row_notebooks,
     2: row_convergence,
@@ -157,6 +163,7 @@ ROWS: dict[int, Callable[[Context], list[Line]]] = {
     6: row_flop_rate,
     7: row_gpu,
     8: row_bpe,
+    9: row_gpt,
 }
 
 
@@ -218,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = sorted({int(r) for r in args.rows.split(",") if r.strip()})
     except ValueError:
-        raise SystemExit(f"--rows must be comma-separated numbers from 1 to 8, got {args.rows!r}") from None
+        raise SystemExit(f"--rows must be comma-separated numbers from 1 to 9, got {args.rows!r}") from None
     if not rows or any(r not in ROWS for r in rows):
-        raise SystemExit(f"--rows must be comma-separated numbers from 1 to 8, got {args.rows!r}")
+        raise SystemExit(f"--rows must be comma-separated numbers from 1 to 9, got {args.rows!r}")
     out = args.out if args.out is not None else (None if args.quick else ROOT / "docs" / "benchmarks.md")
     use_all_cores()
     ctx = Context(

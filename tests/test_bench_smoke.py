@@ -34,12 +34,12 @@ def test_quick_run_prints_every_row(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     table_rows = re.findall(r"^\| (\d) \|", proc.stdout, flags=re.M)
-    assert set(table_rows) == {str(r) for r in range(1, 9)}, proc.stdout
+    assert set(table_rows) == {str(r) for r in range(1, 10)}, proc.stdout
     assert "failed" not in proc.stdout, proc.stdout
     doc = out.read_text()
     for heading in ("## Machine", "## Results", "## Changes made to close the gaps", "| CPU |", "| torch |"):
         assert heading in doc
-    assert set(re.findall(r"^\| (\d) \|", doc, flags=re.M)) == {str(r) for r in range(1, 9)}
+    assert set(re.findall(r"^\| (\d) \|", doc, flags=re.M)) == {str(r) for r in range(1, 10)}
     if not torch.cuda.is_available():
         assert re.search(r"^\| 7 \|.*no CUDA device: unmeasured", proc.stdout, flags=re.M)
     assert re.search(r"^\| 2 \|.*quick mode", proc.stdout, flags=re.M)
