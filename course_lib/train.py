@@ -549,7 +549,21 @@ class Trainer:
             grad_norm = float(
                 nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             )  # the norm before clipping
-        if not math.isfinite(grad_norm):  # also NaN when the loss is not finite: no step with it
+        lr = self._update(loss_value, grad_norm)  # refuses a non-finite loss or gradient norm
+        with torch.no_grad():
+            ce = float(cross_entropy(logits.detach(), b.tgt_out))
+        return {
+            "loss": loss_value,
+            "cross_entropy": ce,
+            "lr": lr,
+            "grad_norm": grad_norm,
+            "tokens": b.n_tokens,
+        }
+
+    def _update(self, loss_value: float, grad_norm: float) -> float:
+        """One optimiser and schedule step, unless the loss or the gradient norm is not finite
+        (then NonFiniteLossError, and the weights stay those of the last step). Returns the lr used."""
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             bad = loss_value if not math.isfinite(loss_value) else grad_norm
             what = f"the {'loss' if bad is loss_value else 'gradient norm'} is {bad}"
             raise NonFiniteLossError(
@@ -560,15 +574,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        with torch.no_grad():
-            ce = float(cross_entropy(logits.detach(), b.tgt_out))
-        return {
-            "loss": loss_value,
-            "cross_entropy": ce,
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "tokens": b.n_tokens,
-        }
+        return lr
 
     def _sharded_step(self, batch: Batch) -> dict:
         """train_step over this rank's shard in accum_steps micro-batches (see train_step)."""
@@ -600,17 +606,7 @@ class Trainer:
         loss_value = loss_total / global_tokens
         max_norm = c.clip_norm if c.clip_norm is not None else float("inf")
         grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))  # same on every rank
-        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
-            bad = loss_value if not math.isfinite(loss_value) else grad_norm
-            what = f"the {'loss' if bad is loss_value else 'gradient norm'} is {bad}"
-            raise NonFiniteLossError(
-                f"training diverged at step {self.step + 1}: {what} (expected a finite number); the weights "
-                f"are those after step {self.step}, not updated (try a lower learning rate)"
-            )
-        lr = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
-        self.scheduler.step()
-        self.step += 1
+        lr = self._update(loss_value, grad_norm)
         return {
             "loss": loss_value,
             "cross_entropy": ce_total / global_tokens,
