@@ -48,6 +48,7 @@ from .checkpoint import (
     checkpoint_checksum,
     non_finite_weights,
 )
+from .corpus import Corpus
 from .decode import _check_sampling, _eval_mode, next_token_distribution
 from .layers import FeedForward, LayerNorm
 from .masks import causal_mask
@@ -486,10 +487,8 @@ def load_gpt(path: str | Path = GPT_CHECKPOINT, map_location: str = "cpu") -> tu
 
 
 # --- the command ---------------------------------------------------------------------------------
-def _streams(tok: BPETokenizer) -> dict[str, Tensor]:
-    from .corpus import load_corpus
-
-    corpus = load_corpus()
+def _streams(tok: BPETokenizer, corpus: Corpus) -> dict[str, Tensor]:
+    """The corpus's train, validation and test splits as token streams."""
     return {
         s: torch.tensor(tok.encode(corpus.split(s)), dtype=torch.long)
         for s in ("train", "validation", "test")
@@ -503,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train a GPT on the course corpus and save it")
     t.add_argument("--out", required=True, help="where to save the checkpoint (.pt)")
+    t.add_argument(
+        "--corpus", default=None, help="a UTF-8 text file to train on (default: the course's frozen prose)"
+    )
     t.add_argument("--vocab-size", type=positive_int, default=512, help="BPE ids (default 512)")
     t.add_argument("--d-model", type=positive_int, default=128, help="default 128")
     t.add_argument("--n-heads", type=positive_int, default=4, help="default 4")
@@ -542,8 +544,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(a.seed)
         from .corpus import load_corpus
 
-        tok = BPETokenizer.train(load_corpus().split("train"), a.vocab_size)
-        s = _streams(tok)
+        corpus = load_corpus(a.corpus)  # the frozen course text, or the learner's own file
+        tok = BPETokenizer.train(corpus.split("train"), a.vocab_size)
+        s = _streams(tok, corpus)
         cfg = GPTConfig(tok.vocab_size, a.d_model, a.n_heads, a.n_layers, a.d_ff, a.dropout, a.context)
         model = GPT(cfg)
         print(
@@ -563,9 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         test_nll = evaluate(model, s["test"])
         n_test = s["test"].numel() - 1
-        from .corpus import load_corpus as _lc
-
-        test_bytes = len(_lc().split("test").encode("utf-8"))
+        test_bytes = len(corpus.split("test").encode("utf-8"))
         extra = {
             "command": "python -m course_lib.gpt " + " ".join(argv if argv is not None else sys.argv[1:]),
             "steps": r["steps"],

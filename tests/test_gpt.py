@@ -197,3 +197,17 @@ def test_train_command_refuses_a_folder_as_out(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--out", str(tmp_path), "--steps", "1"])
     assert e.value.code == 2 and "expected a file path" in capsys.readouterr().err
+
+
+def test_train_command_refuses_a_bad_corpus_file(tmp_path, capsys):
+    from course_lib.gpt import main
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(b"\x00\x01\xff\xfe")
+    for bad, word in ((tmp_path / "missing.txt", "missing.txt"), (empty, "empty"), (binary, "data.bin")):
+        assert main(["train", "--out", str(tmp_path / "m.pt"), "--steps", "1", "--corpus", str(bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and word in err[0], err
+    assert not (tmp_path / "m.pt").exists()
