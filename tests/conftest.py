@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import signal
 
 import numpy as np
 import pytest
@@ -35,6 +36,14 @@ def _base_seed() -> int:
 
 
 BASE_SEED = _base_seed()
+
+# The Ctrl-C tests need SIGINT delivered. A shell without job control starts background commands
+# with SIGINT ignored, and every child process would inherit that; the course's training command
+# rightly leaves an ignored signal ignored (as under nohup). Restore the defaults for the test run.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def test_seed(nodeid: str) -> int:
