@@ -37,21 +37,17 @@ Safety:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import os
 import pickle
-import re
-import secrets
-import stat
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
+from .atomic import atomic_write
 from .data import CharVocab
 from .device import pick_device
 from .model import Transformer, TransformerConfig
@@ -128,52 +124,6 @@ def non_finite_weights(state: dict) -> list[str]:
 
 
 # --- atomic writes ---------------------------------------------------------------------------
-_TMP = re.compile(r"^\..+\.tmp-(\d+)-[^/]*$")
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Delete `.NAME.tmp-PID-...` files whose process is gone (left by a killed save)."""
-    if os.name != "posix":
-        return
-    for p in folder.glob(".*.tmp-*"):
-        m = _TMP.match(p.name)
-        if not m or int(m.group(1)) == os.getpid():
-            continue
-        try:
-            os.kill(int(m.group(1)), 0)
-        except ProcessLookupError:
-            with contextlib.suppress(OSError):
-                p.unlink()
-        except OSError:  # alive but not ours (EPERM): leave it
-            pass
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _file_mode(path: Path) -> int:
-    """The target's permissions if it exists, else the usual 0o666 minus the umask."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
 class _Sink:
     """The file object torch.save writes to. After `close()` writes are dropped: interrupted halfway
     (Ctrl-C), torch's zip writer writes its end record from a destructor, after we closed the file,
@@ -194,45 +144,22 @@ class _Sink:
 
 
 def atomic_torch_save(obj: object, path: str | Path, verify: Callable[[Path], None] | None = None) -> None:
-    """`torch.save(obj, path)` that never leaves a partial file at `path`.
+    """`torch.save(obj, path)` that never leaves a partial file at `path` (`atomic.atomic_write`:
+    a temporary file in the same folder, fsynced, `verify(tmp)` if given, then renamed over `path`)."""
 
-    Writes `.NAME.tmp-PID-XXXX` in the same folder, flushes and fsyncs it, calls `verify(tmp)`
-    if given (it raises to abort), then `os.replace`s it over `path` and fsyncs the folder. On
-    any failure (an exception, Ctrl-C) the temporary file is removed and `path` is untouched."""
-    path = Path(path)
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(folder)
-    mode = _file_mode(path)
-    # named before it exists, so that an interrupt at any point after the open still removes it;
-    # the name holds our PID, so no other process can have made a file of that name
-    tmp: Path | None = folder / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}"
-    try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        fd = os.open(tmp, flags, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            sink = _Sink(f)
-            try:
-                torch.save(obj, sink)
-            except Exception as e:  # torch's cleanup turns a Ctrl-C halfway into a RuntimeError
-                cause = e.__context__
-                if isinstance(cause, KeyboardInterrupt):
-                    raise cause from None
-                raise
-            finally:
-                sink.close()
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        if verify is not None:
-            verify(tmp)
-        os.replace(tmp, path)
-        tmp = None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-    _fsync_folder(folder)
+    def write(f: BinaryIO) -> None:
+        sink = _Sink(f)
+        try:
+            torch.save(obj, sink)
+        except Exception as e:  # torch's cleanup turns a Ctrl-C halfway into a RuntimeError
+            cause = e.__context__
+            if isinstance(cause, KeyboardInterrupt):
+                raise cause from None
+            raise
+        finally:
+            sink.close()
+
+    atomic_write(path, write, verify)
 
 
 # --- save and load -----------------------------------------------------------------------------

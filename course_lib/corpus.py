@@ -29,17 +29,16 @@ moves any other paragraph to another split, and a paragraph that occurs twice is
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
 import re
-import secrets
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_write_text
 from .validate import InputTypeError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -238,25 +237,6 @@ def course_documents(root: str | os.PathLike = REPO_ROOT) -> list[Document]:
                 f"expected none, or the corpus could not be read back"
             )
     return docs
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write UTF-8 text to `path` so that it is never half written: a temporary file in the
-    same folder, flushed and fsynced, then renamed over `path` (`os.replace`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp: Path | None = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(6)}"
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
 
 
 def freeze_corpus(root: str | os.PathLike = REPO_ROOT, out: str | os.PathLike | None = None) -> Corpus:

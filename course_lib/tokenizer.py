@@ -43,7 +43,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpus import atomic_write_text, load_corpus, read_text_file, shown_path
+from .atomic import atomic_write_text
+from .corpus import load_corpus, read_text_file, shown_path
 from .data import EOS, PAD, SOS, SPECIALS
 from .validate import InputTypeError, check_int
 
