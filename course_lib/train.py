@@ -1259,3 +1259,10 @@ def _main(p: argparse.ArgumentParser, a: argparse.Namespace, device: torch.devic
 
 if __name__ == "__main__":
     main()
+    if launched_by_torchrun():
+        # The work is done and the process group destroyed. Leave without the interpreter's and C++'s
+        # exit-time destructors: a gloo thread torn down there can abort a finished worker
+        # ("terminate called without an active exception") and fail the whole torchrun.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
