@@ -169,7 +169,8 @@ def test_statistics_at_init(gen, one_thread, kw):
     linears = [m for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None]
     for m in linears:
         assert m.bias.abs().max() <= m.in_features**-0.5 * (1 + ROUNDING)
-        assert (m.bias != 0).all()
+        # not zero-initialised; a single float32 draw can still land exactly on 0 (about 2^-24 each)
+        assert int((m.bias == 0).sum()) <= 1, m
         done(m.bias)
     scaled = torch.cat([m.bias.double() * math.sqrt(m.in_features) for m in linears])
     check_uniform(scaled, 1.0, "biases, scaled")
