@@ -219,20 +219,20 @@ def sample(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     src_mask: Tensor | None = None,
     use_cache: bool = True,
 ) -> Tensor:
     """Draw each next token from `next_token_distribution(logits, temperature, top_k, top_p)`.
 
-    Pass a seeded `torch.Generator` (on the model's device) for reproducible draws.
+    Pass a seeded `torch.Generator` as `rng` (on the model's device) for reproducible draws.
     top_k=1 (or temperature -> 0) gives greedy decoding. Returns ids (B, L) like greedy_decode.
     """
     _check_sampling(temperature, top_k, top_p)
 
     def choose(logits: Tensor) -> Tensor:
         probs = next_token_distribution(logits, temperature, top_k, top_p)  # (B, V)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+        return torch.multinomial(probs, 1, generator=rng).squeeze(-1)  # (B,)
 
     return generate(model, src, sos_id, eos_id, max_len, choose, src_mask, use_cache)
 
@@ -344,12 +344,12 @@ def beam_search(
     eos_id: int,
     max_len: int,
     beam_size: int = 4,
-    length_penalty: float = 0.6,
+    alpha: float = 0.6,
     src_mask: Tensor | None = None,
 ) -> Tensor:
     """Beam search for each source in the batch (one after the other).
 
-    `length_penalty` is GNMT's alpha: finished outputs are ranked by
+    `alpha` is GNMT's length-penalty exponent (0.6 in the paper, section 6.1): finished outputs are ranked by
     log P(Y | X) / ((5 + |Y|) / 6) ** alpha; 0 means the plain sum of log-probabilities.
     Returns the best output per source as ids (B, L), like greedy_decode.
     """
@@ -358,7 +358,7 @@ def beam_search(
         src_mask = src_mask.expand(src.size(0), *src_mask.shape[1:])
     best = [
         beam_hypotheses(
-            model, src[i : i + 1], sos_id, eos_id, max_len, beam_size, length_penalty, src_mask[i : i + 1]
+            model, src[i : i + 1], sos_id, eos_id, max_len, beam_size, alpha, src_mask[i : i + 1]
         )[0].tokens
         for i in range(src.size(0))
     ]
@@ -453,11 +453,11 @@ def translate(
     method: str = "greedy",
     max_len: int | None = None,
     beam_size: int = 4,
-    length_penalty: float = 0.6,
+    alpha: float = 0.6,
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
 ) -> str:
     """Source text -> output text with the chosen method: "greedy", "beam" or "sample".
 
@@ -479,9 +479,9 @@ def translate(
     if method == "greedy":
         out = greedy_decode(model, src, sos, eos, max_len)
     elif method == "beam":
-        out = beam_search(model, src, sos, eos, max_len, beam_size, length_penalty)
+        out = beam_search(model, src, sos, eos, max_len, beam_size, alpha)
     else:
-        out = sample(model, src, sos, eos, max_len, temperature, top_k, top_p, generator)
+        out = sample(model, src, sos, eos, max_len, temperature, top_k, top_p, rng)
     return tgt_vocab.decode(strip_special(out[0].tolist(), eos, model.cfg.pad_id, sos))
 
 

@@ -100,12 +100,12 @@ def make_probe(positions: str, seed: int = 0, vocab_size: int = 12, **kwargs) ->
 
 
 def previous_token_batch(
-    batch_size: int, length: int, vocab_size: int, generator: torch.Generator | None = None
+    batch_size: int, length: int, vocab_size: int, rng: torch.Generator | None = None
 ) -> Tensor:
     """(batch_size, length) uniformly random token ids; the targets are ids[:, :-1]."""
     check_int(batch_size, "batch_size", 1)
     check_int(length, "length", 2, why=" (position 0 has no previous token)")
-    return torch.randint(0, vocab_size, (batch_size, length), generator=generator)
+    return torch.randint(0, vocab_size, (batch_size, length), generator=rng)
 
 
 def previous_token_loss(model: PositionProbe, ids: Tensor) -> Tensor:

@@ -230,7 +230,7 @@ def sample(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     eos_id: int | None = None,
     use_cache: bool = True,
 ) -> Tensor:
@@ -240,7 +240,7 @@ def sample(
 
     def choose(logits: Tensor) -> Tensor:
         probs = next_token_distribution(logits, temperature, top_k, top_p)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        return torch.multinomial(probs, 1, generator=rng).squeeze(-1)
 
     return generate(model, prompt, max_new, choose, eos_id, use_cache)
 
@@ -319,9 +319,9 @@ def lm_loss(model: nn.Module, ids: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1))
 
 
-def random_windows(stream: Tensor, batch: int, length: int, generator: torch.Generator) -> Tensor:
+def random_windows(stream: Tensor, batch: int, length: int, rng: torch.Generator) -> Tensor:
     """`batch` windows of `length` + 1 consecutive ids from a 1-D token stream, at random starts."""
-    starts = torch.randint(0, stream.numel() - length - 1, (batch,), generator=generator)
+    starts = torch.randint(0, stream.numel() - length - 1, (batch,), generator=rng)
     return torch.stack([stream[s : s + length + 1] for s in starts.tolist()])
 
 

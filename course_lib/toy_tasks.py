@@ -83,11 +83,11 @@ class CopyTask:
         return "".join(self.symbols[i] if 0 <= i < self.vocab_size else "?" for i in ids)
 
     # -- data -----------------------------------------------------------------------------
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, batch_size: int, rng: torch.Generator | None = None) -> Tensor:
         """(batch_size, 2k + 2) token ids; the same generator state gives the same batch."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        x = torch.randint(0, self.n_letters, (batch_size, self.k), generator=generator)
+        x = torch.randint(0, self.n_letters, (batch_size, self.k), generator=rng)
         sep = torch.full((batch_size, 1), self.sep_id)
         end = torch.full((batch_size, 1), self.end_id)
         return torch.cat([x, sep, x, end], dim=1)

@@ -176,10 +176,10 @@ def test_sampling_with_top_k_1_equals_greedy(gen, reversal_model):
         src = random_sources(gen, 5, 6, vocab)
         g = torch.Generator().manual_seed(int(torch.randint(0, 10**6, (1,), generator=gen)))
         assert torch.equal(
-            sample(m, src, SOS, EOS, 16, top_k=1, generator=g), greedy_decode(m, src, SOS, EOS, 16)
+            sample(m, src, SOS, EOS, 16, top_k=1, rng=g), greedy_decode(m, src, SOS, EOS, 16)
         )
         assert torch.equal(
-            sample(m, src, SOS, EOS, 16, temperature=1e-4, generator=g), greedy_decode(m, src, SOS, EOS, 16)
+            sample(m, src, SOS, EOS, 16, temperature=1e-4, rng=g), greedy_decode(m, src, SOS, EOS, 16)
         )
 
 
@@ -187,10 +187,10 @@ def test_sampling_is_reproducible_and_follows_the_distribution(gen):
     m = small_model(seed=6).eval()
     src = random_sources(gen, 1, 7, 17, pad_tail=False)
     g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    assert torch.equal(sample(m, src, SOS, EOS, 10, generator=g1), sample(m, src, SOS, EOS, 10, generator=g2))
+    assert torch.equal(sample(m, src, SOS, EOS, 10, rng=g1), sample(m, src, SOS, EOS, 10, rng=g2))
     # the first token's frequencies over many draws match softmax(logits / T)
     n, T = 20000, 1.5
-    draws = sample(m, src.expand(n, -1), SOS, None, 1, temperature=T, generator=g1)[:, 0]
+    draws = sample(m, src.expand(n, -1), SOS, None, 1, temperature=T, rng=g1)[:, 0]
     freq = torch.bincount(draws, minlength=13).float() / n
     expected = (next_token_logits(m, src, [], SOS)[0] / T).softmax(-1)
     assert (freq - expected).abs().max() < 0.02
@@ -278,7 +278,7 @@ def test_bad_decoding_arguments():
     with pytest.raises(ValueError, match="beam_size"):
         beam_search(m, src, SOS, EOS, 5, beam_size=0)
     with pytest.raises(ValueError, match="alpha"):
-        beam_search(m, src, SOS, EOS, 5, length_penalty=-0.5)
+        beam_search(m, src, SOS, EOS, 5, alpha=-0.5)
     with pytest.raises(ValueError, match="one source"):
         beam_hypotheses(m, src, SOS, EOS, 5)
     with pytest.raises(ValueError, match="logits"):
@@ -302,7 +302,7 @@ def test_translate_greedy_beam_and_sample(reversal_model):
     }
     assert out["greedy"] == out["beam"] == text[::-1]
     g = torch.Generator().manual_seed(0)
-    s = translate(reversal_model, text, vocab, vocab, method="sample", top_k=1, max_len=10, generator=g)
+    s = translate(reversal_model, text, vocab, vocab, method="sample", top_k=1, max_len=10, rng=g)
     assert s == out["greedy"]
     with pytest.raises(ValueError, match="method"):
         translate(reversal_model, text, vocab, vocab, method="best")
