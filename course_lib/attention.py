@@ -33,6 +33,7 @@ from .validate import (
     check_nonempty,
     check_qkv,
     check_tensor,
+    checks_skipped,
 )
 
 
@@ -88,6 +89,14 @@ class KVCache:
     def __len__(self) -> int:
         return 0 if self.k is None else self.k.size(2)
 
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add the new positions' keys and values (B, h, T_new, d_k); return all seen so far."""
+        if self.k is not None:
+            k = torch.cat([self.k, k], dim=2)  # (B, h, T_seen + T_new, d_k)
+            v = torch.cat([self.v, v], dim=2)
+        self.k, self.v = k, v
+        return k, v
+
 
 class MultiHeadAttention(nn.Module):
     """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O, head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V).
@@ -136,6 +145,8 @@ class MultiHeadAttention(nn.Module):
         return x.transpose(1, 2).reshape(B, T, h * d_k)
 
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor, cache: KVCache | None = None) -> None:
+        if checks_skipped():  # inside a decoding loop that checked its inputs once
+            return
         weight = self.w_q.weight  # inputs must match its dtype (outside autocast) and device
         seen: list[Tensor] = []
         for name, t in (("query", query), ("key", key), ("value", value)):
@@ -182,27 +193,31 @@ class MultiHeadAttention(nn.Module):
         self._check_inputs(query, key, value, cache)
 
         q = self.split_heads(self.w_q(query))  # (B, h, T_q, d_k)
-        if cache is not None and static_kv and cache.k is not None:
-            k, v = cache.k, cache.v  # encoder keys/values, projected once
-        else:
-            k = self.split_heads(self.w_k(key))  # (B, h, T_k, d_k)
-            v = self.split_heads(self.w_v(value))  # (B, h, T_k, d_k)
-            if cache is not None:
-                if not static_kv and cache.k is not None:
-                    k = torch.cat([cache.k, k], dim=2)  # (B, h, T_seen + T_new, d_k)
-                    v = torch.cat([cache.v, v], dim=2)
-                cache.k, cache.v = k, v
-
+        k, v = self._keys_values(key, value, cache, static_kv)  # (B, h, T_k, d_k) each
         if mask is not None:
             check_mask(mask, (q.size(0), self.n_heads, q.size(2), k.size(2)))
+        out = self._attend(q, k, v, mask, need_weights)  # (B, h, T_q, d_k)
+        return self.w_o(self.merge_heads(out))  # (B, T_q, d_model)
+
+    def _keys_values(
+        self, key: Tensor, value: Tensor, cache: KVCache | None, static_kv: bool
+    ) -> tuple[Tensor, Tensor]:
+        """K W^K and V W^V split into heads, or taken from (and added to) the cache."""
+        if cache is not None and static_kv and cache.k is not None:
+            return cache.k, cache.v  # cross-attention: the encoder's keys/values, projected once
+        k = self.split_heads(self.w_k(key))  # (B, h, T_k, d_k)
+        v = self.split_heads(self.w_v(value))  # (B, h, T_k, d_k)
+        return (k, v) if cache is None else cache.append(k, v)
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, need_weights: bool) -> Tensor:
+        """Equation (1) per head: the teaching path (weights computed and kept) or the fused kernel."""
         p = self.dropout if self.training else 0.0
         if need_weights or self.keep_weights or not self.fused:
             out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
-            self.attn_weights = weights.detach()
-        else:
-            out = self._fused(q, k, v, mask, p)
-            self.attn_weights = None
-        return self.w_o(self.merge_heads(out))  # (B, T_q, d_model)
+            self.attn_weights = weights.detach()  # (B, h, T_q, T_k), for plots
+            return out
+        self.attn_weights = None
+        return self._fused(q, k, v, mask, p)
 
     @staticmethod
     def _fused(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:

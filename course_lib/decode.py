@@ -37,6 +37,7 @@ from .validate import (
     check_number,
     check_tensor,
     check_token_ids,
+    inputs_checked,
 )
 from .validate import check_int as _check_int
 
@@ -94,6 +95,15 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 # --- the token-by-token loop all strategies share -----------------------------------
 
 
+def _check_choice(nxt: object, B: int, V: int) -> None:
+    """What a strategy returns must be B ids of the vocabulary (the next step trusts them)."""
+    if not isinstance(nxt, Tensor) or nxt.shape != (B,) or nxt.is_floating_point():
+        got = tuple(nxt.shape) if isinstance(nxt, Tensor) else type(nxt).__name__
+        raise ValueError(f"choose must return integer ids of shape ({B},), got {got}")
+    if bool(((nxt < 0) | (nxt >= V)).any()):
+        raise ValueError(f"choose must return ids in [0, {V - 1}], got {nxt.tolist()}")
+
+
 def generate(
     model: nn.Module,
     src: Tensor,
@@ -122,24 +132,23 @@ def generate(
         done = torch.zeros(B, dtype=torch.bool, device=device)
         cache = model.new_cache() if use_cache else None
         out = []
-        for _ in range(max_len):
-            if use_cache:
-                h = model.decode(ys[:, -1:], memory, src_mask, cache=cache)  # (B, 1, d_model)
-            else:  # the slow reference: the whole prefix again, causal mask only
-                T = ys.size(1)
-                h = model.decode(ys, memory, src_mask, tgt_mask=causal_mask(T, device))  # (B, T, d_model)
-            logits = model.generator(h[:, -1]).float()  # (B, V)
-            nxt = choose(logits)
-            if not isinstance(nxt, Tensor) or nxt.shape != (B,) or nxt.is_floating_point():
-                got = tuple(nxt.shape) if isinstance(nxt, Tensor) else type(nxt).__name__
-                raise ValueError(f"choose must return integer ids of shape ({B},), got {got}")
-            nxt = nxt.masked_fill(done, pad)  # finished rows only pad
-            out.append(nxt)
-            ys = torch.cat([ys, nxt[:, None]], dim=1)
-            if eos_id is not None:
-                done |= nxt == eos_id
-                if bool(done.all()):
-                    break
+        with inputs_checked():  # checked above; from here on the model reads only its own outputs
+            for _ in range(max_len):
+                if use_cache:
+                    h = model.decode(ys[:, -1:], memory, src_mask, cache=cache)  # (B, 1, d_model)
+                else:  # the slow reference: the whole prefix again, causal mask only
+                    T = ys.size(1)
+                    h = model.decode(ys, memory, src_mask, tgt_mask=causal_mask(T, device))  # (B, T, d_model)
+                logits = model.generator(h[:, -1]).float()  # (B, V)
+                nxt = choose(logits)
+                _check_choice(nxt, B, logits.size(-1))
+                nxt = nxt.masked_fill(done, pad)  # finished rows only pad
+                out.append(nxt)
+                ys = torch.cat([ys, nxt[:, None]], dim=1)
+                if eos_id is not None:
+                    done |= nxt == eos_id
+                    if bool(done.all()):
+                        break
     return torch.stack(out, dim=1)  # (B, L), L <= max_len
 
 

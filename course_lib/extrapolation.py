@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import MultiHeadAttention, scaled_dot_product_attention
+from .device import one_thread
 from .masks import causal_mask
 from .model import TokenEmbedding
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding, apply_rope
-from .toy_tasks import one_thread
 from .validate import check_int, check_last_dim, check_nonempty, check_tensor, check_token_ids
 
 POSITIONS = ("sinusoidal", "learned", "rope")

@@ -22,9 +22,10 @@ import torch
 from torch import Tensor, nn
 
 from .attention import MultiHeadAttention
+from .device import one_thread
 from .layers import DecoderLayer, EncoderLayer, FeedForward
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
-from .toy_tasks import TinyLM, next_token_loss, one_thread
+from .toy_tasks import TinyLM, next_token_loss
 from .validate import InputTypeError, check_dropout, check_int, check_number, check_token_ids
 
 RESIDUAL = "sublayer output, before the residual add"

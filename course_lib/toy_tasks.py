@@ -18,16 +18,16 @@ warm-up); `generate` continues prompts greedily, one token at a time.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .device import one_thread
 from .layers import EncoderLayer, LayerNorm
 from .masks import causal_mask
 from .model import TokenEmbedding
@@ -155,19 +155,6 @@ def make_tiny_lm(task: CopyTask, seed: int = 0, **kwargs) -> TinyLM:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return TinyLM(task.vocab_size, **kwargs)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run tiny models on one CPU thread: they are too small to gain from more, a busy
-    machine slows a multi-threaded loop down badly, and the numbers no longer depend on
-    how many cores the machine has."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def warmup_factor(step: int, warmup: int) -> float:

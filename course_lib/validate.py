@@ -11,9 +11,11 @@ catches the library's `ValueError` keeps catching every bad input.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -26,6 +28,31 @@ class InputTypeError(TypeError, ValueError):
 
 def _kind(value: object) -> str:
     return type(value).__name__
+
+
+# --- loops that checked their inputs once ----------------------------------------------
+
+_CHECKED: ContextVar[bool] = ContextVar("course_lib_inputs_checked", default=False)
+
+
+@contextlib.contextmanager
+def inputs_checked() -> Iterator[None]:
+    """Within the block the tensor checks below return at once.
+
+    For loops such as token-by-token decoding, which check what the caller gave once and then
+    feed the model only its own outputs: one new token per step would otherwise pay for every
+    layer's checks (and, on a GPU, for reading the token ids back) again and again.
+    """
+    token = _CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def checks_skipped() -> bool:
+    """True inside `inputs_checked()`."""
+    return _CHECKED.get()
 
 
 # --- plain Python numbers -----------------------------------------------------------
@@ -84,6 +111,8 @@ def check_tensor(
     x: object, name: str, ndim: int | tuple[int, ...] | None = None, min_ndim: int = 0
 ) -> Tensor:
     """Return `x` if it is a tensor with the expected number of dimensions (or at least `min_ndim`)."""
+    if _CHECKED.get():
+        return x
     if not isinstance(x, Tensor):
         raise InputTypeError(f"{name} must be a torch.Tensor, got {_kind(x)}")
     if x.dim() < min_ndim:
@@ -98,12 +127,16 @@ def check_tensor(
 
 def check_last_dim(x: Tensor, name: str, size: int, what: str = "d_model") -> None:
     """The last axis of `x` must be the model width."""
+    if _CHECKED.get():
+        return
     if x.dim() == 0 or x.size(-1) != size:
         raise ValueError(f"{name} must have last dimension {what}={size}, got shape {tuple(x.shape)}")
 
 
 def check_nonempty(x: Tensor, name: str, axis: int = -2) -> None:
     """A sequence must hold at least one position."""
+    if _CHECKED.get():
+        return
     if x.size(axis) == 0:
         raise ValueError(f"{name} is an empty sequence (shape {tuple(x.shape)}): need T >= 1")
 
@@ -119,6 +152,8 @@ def autocast_on(device: torch.device) -> bool:
 def check_float(x: Tensor, name: str, like: Tensor | None = None, same_dtype: bool = True) -> Tensor:
     """A floating-point tensor; with `like` (a module's parameter or buffer) on the same device
     and, if `same_dtype`, of the same dtype (any float dtype is fine inside torch.autocast)."""
+    if _CHECKED.get():
+        return x
     if not x.is_floating_point():
         raise ValueError(
             f"{name} must be a floating-point tensor (e.g. torch.float32), got dtype {x.dtype}: "
@@ -143,6 +178,8 @@ def check_float(x: Tensor, name: str, like: Tensor | None = None, same_dtype: bo
 def check_features(x: object, name: str, size: int, like: Tensor, what: str = "d_model") -> Tensor:
     """The input of a layer: a floating-point tensor (..., size) matching the dtype and device
     of the layer's parameter `like`."""
+    if _CHECKED.get():
+        return x
     check_tensor(x, name)
     check_float(x, name, like)
     check_last_dim(x, name, size, what)
@@ -152,6 +189,8 @@ def check_features(x: object, name: str, size: int, like: Tensor, what: str = "d
 def check_qkv(q: object, k: object, v: object) -> None:
     """Queries (..., T_q, d_k), keys (..., T_k, d_k) and values (..., T_k, d_v) for attention:
     floating point, one dtype (inside torch.autocast mixed dtypes are fine), d_k >= 1."""
+    if _CHECKED.get():
+        return
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_tensor(t, name, ndim=(2, 3, 4))
         check_nonempty(t, name)
@@ -199,6 +238,8 @@ ID_DTYPES = (torch.long, torch.int32)  # what torch indexing takes as indices (u
 
 def check_token_ids(ids: object, name: str, vocab_size: int) -> Tensor:
     """Token ids: a torch.long (or int32) tensor (B, T), T >= 1, every id in [0, vocab_size)."""
+    if _CHECKED.get():
+        return ids
     ids = check_tensor(ids, name, ndim=2)
     if ids.dtype not in ID_DTYPES:
         raise ValueError(
@@ -242,6 +283,8 @@ def check_bool_mask(mask: object, name: str = "mask") -> Tensor:
 
 def check_mask(mask: object, target: tuple[int, ...], name: str = "mask") -> Tensor:
     """A boolean mask (True = may attend) that broadcasts to `target` = (B, h, T_q, T_k)."""
+    if _CHECKED.get():
+        return mask
     mask = check_bool_mask(mask, name)
     if mask.dim() > len(target):
         raise ValueError(
@@ -285,6 +328,8 @@ def check_masks(masks: Sequence[object]) -> list[Tensor]:
 def check_kv_cache(cache: Any, query: Tensor, n_heads: int, d_k: int, dtype: torch.dtype) -> None:
     """A KVCache that already holds keys must have been filled by calls like this one: the same
     batch size, heads, d_k, dtype (outside autocast) and device."""
+    if _CHECKED.get():
+        return
     k = getattr(cache, "k", None)
     if k is None:
         return
