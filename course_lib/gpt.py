@@ -496,7 +496,7 @@ def _streams(tok: BPETokenizer, corpus: Corpus) -> dict[str, Tensor]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import _check_out_path, fraction, nonneg_int, positive_float, positive_int
+    from .cli import check_out_path, fraction, nonneg_int, positive_float, positive_int
 
     p = argparse.ArgumentParser(prog="python -m course_lib.gpt", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -527,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("path", nargs="?", default=str(GPT_CHECKPOINT))
     a = p.parse_args(argv)
     if a.cmd == "train":
-        _check_out_path(t, a.out)
+        check_out_path(t, a.out)
         if a.d_model % a.n_heads:
             t.error(f"argument --n-heads: expected a divisor of --d-model {a.d_model}, got {a.n_heads}")
         if a.minutes is None and a.steps is None:

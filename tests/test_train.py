@@ -5,20 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.data import PAD, batch_at, get_task
-from course_lib.train import (
-    TrainConfig,
-    Trainer,
-    cross_entropy,
-    evaluate,
-    label_smoothing_loss,
-    linear_lr,
-    main,
-    make_optimizer,
-    make_scheduler,
-    model_for_task,
-    perplexity,
-    transformer_lr,
-)
+from course_lib.losses import cross_entropy, label_smoothing_loss, perplexity
+from course_lib.schedule import linear_lr, make_optimizer, make_scheduler, transformer_lr
+from course_lib.train import TrainConfig, Trainer, evaluate, main, model_for_task
 
 
 def _logits_and_target(gen, B=4, T=7, V=11):

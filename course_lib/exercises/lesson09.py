@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..data import EOS, PAD, SOS
-from ..train import transformer_lr
+from ..schedule import transformer_lr
 from . import CheckResult, compare, fresh_generator, run_trials
 
 
