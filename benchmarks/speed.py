@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.attention import MultiHeadAttention
+from course_lib.attention import MultiHeadAttention, copy_mha_to_torch
 from course_lib.decode import greedy_decode
 from course_lib.flops import generation_flops, matmul_flops, training_step_flops
 from course_lib.layers import LayerNorm
@@ -24,14 +24,6 @@ PAD = 0
 
 
 # --- row 3: multi-head attention -------------------------------------------------------
-def copy_mha_to_torch(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-        theirs.out_proj.weight.copy_(ours.w_o.weight)
-        theirs.out_proj.bias.copy_(ours.w_o.bias)
-
-
 def _attention_timings(B: int, T: int, d: int, h: int, repeats: int, device: torch.device):
     torch.manual_seed(0)
     fast = MultiHeadAttention(d, h).to(device)

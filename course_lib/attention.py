@@ -229,6 +229,21 @@ class MultiHeadAttention(nn.Module):
         return out * row_ok
 
 
+@torch.no_grad()
+def copy_mha_to_torch(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
+    """Copy our weights into torch's `nn.MultiheadAttention`, to check one against the other.
+
+    torch stacks W^Q, W^K, W^V in one `in_proj_weight` (3 d_model, d_model) and keeps W^O in
+    `out_proj`; biases likewise (both modules with bias, or both without)."""
+    if (ours.w_q.bias is None) != (theirs.in_proj_bias is None):
+        raise ValueError("copy_mha_to_torch: one module has biases and the other has none")
+    theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+    theirs.out_proj.weight.copy_(ours.w_o.weight)
+    if ours.w_q.bias is not None:
+        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+        theirs.out_proj.bias.copy_(ours.w_o.bias)
+
+
 @contextlib.contextmanager
 def keep_attention_weights(model: nn.Module) -> Iterator[list[MultiHeadAttention]]:
     """Within the block every `MultiHeadAttention` in `model` keeps its weights.

@@ -336,11 +336,6 @@ def _pad(seqs: Sequence[Sequence[int]], pad_id: int = PAD) -> np.ndarray:
     return out
 
 
-def pad_sequences(seqs: Sequence[Sequence[int]], pad_id: int = PAD) -> Tensor:
-    """Lists of ids of different lengths -> (B, T_max) long tensor, padded at the end."""
-    return torch.from_numpy(_pad(seqs, pad_id))
-
-
 def make_batch(
     pairs: Sequence[tuple[str, str]],
     src_vocab: CharVocab,

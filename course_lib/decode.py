@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .device import device_of
 from .masks import causal_mask, padding_mask
 from .validate import (
     InputTypeError,
@@ -478,7 +479,7 @@ def translate(
     if method not in ("greedy", "beam", "sample"):
         raise ValueError(f"method must be 'greedy', 'beam' or 'sample', got {method!r}")
     _check_model(model)
-    device = next(model.parameters()).device
+    device = device_of(model)
     ids = list(src_vocab.encode(text))
     if not ids:
         raise ValueError("text is empty: nothing to translate")

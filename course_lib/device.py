@@ -25,6 +25,11 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where a model's parameters live (inputs must go there too)."""
+    return next(model.parameters()).device
+
+
 def describe_device(device: torch.device) -> str:
     """One line naming the device, for notebooks and benchmark tables."""
     if device.type == "cuda":

@@ -34,6 +34,7 @@ import torch
 import torch.distributed as dist
 
 from .data import PAD, Batch
+from .validate import check_int
 
 
 # --- sharding -----------------------------------------------------------------------------
@@ -42,8 +43,8 @@ def shard_rows(batch: Batch, index: int, parts: int) -> Batch:
 
     The padded width stays that of the whole batch (padding is masked, so it changes nothing but
     round-off); n_tokens is recounted for the rows kept."""
-    if not (isinstance(parts, int) and parts >= 1 and isinstance(index, int) and 0 <= index < parts):
-        raise ValueError(f"shard_rows needs 0 <= index < parts, got index={index!r}, parts={parts!r}")
+    check_int(parts, "parts", 1)
+    check_int(index, "index", 0, parts - 1)
     if len(batch) < parts:
         raise ValueError(f"a batch of {len(batch)} rows cannot be split into {parts} non-empty shards")
     rows = slice(index, None, parts)

@@ -15,12 +15,11 @@ dL/dx and one for dL/dW, so a training step is 3 x forward (Kaplan et al., 2020 
 from __future__ import annotations
 
 from .model import TransformerConfig
+from .validate import check_int
 
 
 def _check_len(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
+    return check_int(value, name, 1)
 
 
 def matmul_flops(m: int, k: int, n: int) -> int:

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import KVCache, MultiHeadAttention
+from .attention import KVCache, MultiHeadAttention, copy_mha_to_torch
 from .checkpoint import (
     NonFiniteWeightsError,
     _read,
@@ -50,6 +50,7 @@ from .checkpoint import (
 )
 from .corpus import Corpus
 from .decode import _check_sampling, _eval_mode, next_token_distribution
+from .device import device_of
 from .layers import FeedForward, LayerNorm
 from .masks import causal_mask
 from .model import TokenEmbedding
@@ -249,7 +250,7 @@ def continue_text(
     model: GPT, tok: BPETokenizer, text: str, max_new: int = 40, temperature: float | None = None, **kw
 ) -> str:
     """The model's continuation of `text` (greedy when temperature is None), as text."""
-    ids = torch.tensor([tok.encode(text)], dtype=torch.long, device=next(model.parameters()).device)
+    ids = torch.tensor([tok.encode(text)], dtype=torch.long, device=device_of(model))
     ids = ids[:, -(model.cfg.max_len - max_new) :]
     out = (
         greedy(model, ids, max_new) if temperature is None else sample(model, ids, max_new, temperature, **kw)
@@ -294,11 +295,7 @@ def torch_reference(model: GPT) -> TorchGPT:
     ref.tok.copy_(model.embed.weight)
     ref.pos.copy_(model.pos.embedding.weight)
     for ours, theirs in zip(model.blocks, ref.layers):
-        a = ours.self_attn
-        theirs.self_attn.in_proj_weight.copy_(torch.cat([a.w_q.weight, a.w_k.weight, a.w_v.weight]))
-        theirs.self_attn.in_proj_bias.copy_(torch.cat([a.w_q.bias, a.w_k.bias, a.w_v.bias]))
-        theirs.self_attn.out_proj.weight.copy_(a.w_o.weight)
-        theirs.self_attn.out_proj.bias.copy_(a.w_o.bias)
+        copy_mha_to_torch(ours.self_attn, theirs.self_attn)
         theirs.linear1.weight.copy_(ours.ff.w_1.weight)
         theirs.linear1.bias.copy_(ours.ff.w_1.bias)
         theirs.linear2.weight.copy_(ours.ff.w_2.weight)

@@ -21,15 +21,14 @@ import torch
 from torch import Tensor
 
 from .attention import MultiHeadAttention
-from .validate import check_last_dim, check_tensor
+from .validate import check_int, check_last_dim, check_tensor
 
 
 def head_slice(mha: MultiHeadAttention, i: int) -> slice:
     """The d_k coordinates of head i inside d_model."""
     if not isinstance(mha, MultiHeadAttention):
         raise ValueError(f"expected a course_lib MultiHeadAttention, got {type(mha).__name__}")
-    if not isinstance(i, int) or not 0 <= i < mha.n_heads:
-        raise ValueError(f"head index must be an int in [0, {mha.n_heads - 1}], got {i!r}")
+    check_int(i, "head index", 0, mha.n_heads - 1)
     return slice(i * mha.d_k, (i + 1) * mha.d_k)
 
 

@@ -10,8 +10,6 @@ P_drop = 0.1 for the base model).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -156,8 +154,3 @@ def _positions(positions: object, T: int, offset: int, device: torch.device) -> 
             f"got shape {tuple(positions.shape)} and dtype {positions.dtype}"
         )
     return positions
-
-
-def embedding_scale(d_model: int) -> float:
-    """The paper multiplies embeddings by sqrt(d_model) before adding PE (section 3.4)."""
-    return math.sqrt(d_model)

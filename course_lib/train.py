@@ -29,12 +29,13 @@ import torch
 from torch import nn
 
 from .data import PAD, TASKS, Batch, CharVocab, Task, batch_at, get_task, make_batch
-from .device import autocast, pick_device, set_seed
+from .device import autocast, device_of, pick_device, set_seed
 from .distributed import info as dist_info
 from .distributed import launched_by_torchrun
 from .losses import cross_entropy, label_smoothing_loss, perplexity
 from .model import Transformer, TransformerConfig
 from .schedule import SCHEDULES, make_optimizer, make_scheduler
+from .validate import check_sizes
 
 
 # --- models for the tasks -----------------------------------------------------------------
@@ -70,14 +71,10 @@ def model_for_task(
 
 
 # --- evaluation ---------------------------------------------------------------------------
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def batch_loss(model: Transformer, batch: Batch, epsilon: float = 0.0) -> tuple[float, int]:
     """(sum of the per-token losses, number of real target tokens) on one batch, no gradient."""
-    device = _device_of(model)
+    device = device_of(model)
     b = batch.to(device)
     with autocast(device):
         logits = model(b.src, b.tgt_in, b.src_mask, b.tgt_mask)  # (B, T, V)
@@ -95,7 +92,7 @@ def predict(
     """Greedy outputs for a list of source strings (batched, with the KV cache)."""
     from .decode import greedy_decode
 
-    device = _device_of(model)
+    device = device_of(model)
     max_len = max_len or model.cfg.max_len
     out: list[str] = []
     for i in range(0, len(sources), batch_size):
@@ -130,9 +127,7 @@ def evaluate(
     batch_size: int = 500,
 ) -> EvalResult:
     """Exact match (greedy decoding) and perplexity on the task's fixed evaluation set."""
-    for name, value in (("n", n), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"evaluate needs {name} to be an integer >= 1, got {value!r}")
+    check_sizes(n=n, batch_size=batch_size)
     task = get_task(task)
     pairs = task.eval_pairs(n, split)
     was_training = model.training

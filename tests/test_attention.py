@@ -1,10 +1,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import copy_mha_to_torch
 
 from course_lib import MultiHeadAttention, causal_mask, keep_attention_weights, padding_mask
-from course_lib.attention import KVCache, scaled_dot_product_attention
+from course_lib.attention import KVCache, copy_mha_to_torch, scaled_dot_product_attention
 from course_lib.masks import to_key_padding_mask
 
 D = torch.float64

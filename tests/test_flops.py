@@ -116,7 +116,7 @@ def test_six_n_rule_is_a_rough_estimate():
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
 def test_bad_lengths_raise_clear_errors(bad):
     cfg = TransformerConfig(10, d_model=8, n_heads=2, d_ff=16)
-    with pytest.raises(ValueError, match="src_len must be an integer >= 1"):
+    with pytest.raises(ValueError, match="expected an integer src_len >= 1"):
         forward_flops(cfg, bad, 4)
-    with pytest.raises(ValueError, match="n_tokens must be an integer >= 1"):
+    with pytest.raises(ValueError, match="expected an integer n_tokens >= 1"):
         generation_flops(cfg, 4, bad)

@@ -33,7 +33,7 @@ def test_head_matrices_shapes_and_slices(gen):
 
 @pytest.mark.parametrize("bad", [-1, 4, 1.0, "0"])
 def test_head_index_is_checked(gen, bad):
-    with pytest.raises(ValueError, match=r"head index must be an int in \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"expected an integer head index in \[0, 3\]"):
         head_slice(_mha(gen), bad)
 
 

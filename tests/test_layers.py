@@ -1,8 +1,8 @@
 import pytest
 import torch
-from conftest import copy_mha_to_torch
 
 from course_lib import DecoderLayer, EncoderLayer, LayerNorm, causal_mask, padding_mask
+from course_lib.attention import copy_mha_to_torch
 
 D = torch.float64
 

@@ -161,7 +161,7 @@ def test_train_config_schedules():
 def test_evaluate_refuses_empty_sets(kw):
     model = model_for_task("reversal", d_model=16, n_heads=2, layers=1, d_ff=32)
     name = next(iter(kw))
-    with pytest.raises(ValueError, match=rf"evaluate needs {name} to be an integer >= 1, got {kw[name]}"):
+    with pytest.raises(ValueError, match=rf"expected an integer {name} >= 1, got {name}={kw[name]}"):
         evaluate(model, "reversal", **kw)
 
 
