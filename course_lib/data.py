@@ -3,10 +3,15 @@
 Two tasks, both made on the fly (no downloads):
   * ``dates``: a date written in one of many human formats -> ISO 8601
     ("Sunday, 22 November 2026" -> "2026-11-22"). Dates run from 1900-01-01 to
-    2099-12-31; about 10% of the *days* are held out (chosen by a hash of the date),
-    so the test split holds dates the model never saw in training, in any format.
+    2099-12-31; a hash of the date puts about 10% of the *days* in the test split and
+    another 10% in the validation split, so neither holds a date the model saw in
+    training, in any format.
   * ``reversal``: 16 digits -> the same digits reversed (V = 10), the simplest task
-    where the decoder must attend to a different source position at each step.
+    where the decoder must attend to a different source position at each step (split
+    by a hash of the digits in the same way).
+
+Three splits: "train" for training, "valid" for choosing recipes and for the evaluations
+during training, "test" for the final score of a run, looked at once.
 
 Conventions of the dates task (so that no string is ambiguous):
   * slashes put the month first, as in the US ("11/22/2026"), unless the year comes
@@ -115,7 +120,16 @@ class CharVocab:
 MONTHS = [dt.date(2000, m, 1).strftime("%B") for m in range(1, 13)]  # January ...
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2099, 12, 31)
-HELDOUT_PERCENT = 10
+HELDOUT_PERCENT = 10  # the test split
+VALID_PERCENT = 10  # the validation split; training uses the other 80%
+SPLITS = ("train", "valid", "test")
+
+
+def _split_of_hash(h: int) -> str:
+    """A hash value in [0, 100) -> its split: test below 10, valid below 20, train above."""
+    if h < HELDOUT_PERCENT:
+        return "test"
+    return "valid" if h < HELDOUT_PERCENT + VALID_PERCENT else "train"
 
 
 def ordinal(n: int) -> str:
@@ -162,25 +176,25 @@ def format_date(d: dt.date, fmt: str) -> str:
     return fn(d)
 
 
-def is_heldout(d: dt.date) -> bool:
-    """True for the ~10% of days in the test split: a hash of the date, so the split is
-    the same on every machine and no held-out day ever appears in training."""
+def split_of_day(d: dt.date) -> str:
+    """'train', 'valid' or 'test' for a day, from a hash of the date: the split is the same on
+    every machine and no held-out day ever appears in training."""
     h = hashlib.sha256(b"course-dates:" + d.isoformat().encode()).digest()
-    return int.from_bytes(h[:4], "big") % 100 < HELDOUT_PERCENT
+    return _split_of_hash(int.from_bytes(h[:4], "big") % 100)
 
 
 @cache
 def split_days(split: str) -> np.ndarray:
-    """Ordinals (`date.toordinal()`) of every day of a split, 'train' or 'test'."""
+    """Ordinals (`date.toordinal()`) of every day of a split: 'train', 'valid' or 'test'."""
     _check_split(split)
     first, last = FIRST_DAY.toordinal(), LAST_DAY.toordinal()
-    days = [o for o in range(first, last + 1) if is_heldout(dt.date.fromordinal(o)) == (split == "test")]
+    days = [o for o in range(first, last + 1) if split_of_day(dt.date.fromordinal(o)) == split]
     return np.asarray(days, dtype=np.int64)
 
 
 def _check_split(split: str) -> None:
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
 
 def _chars_of_dates() -> str:
@@ -262,8 +276,8 @@ class ReversalTask(Task):
             digits = rng.integers(0, 10, size=(2 * n, self.length)) + ord("0")
             for row in digits.astype(np.uint8):
                 s = row.tobytes().decode()
-                held = hashlib.sha256(row.tobytes()).digest()[0] % 100 < HELDOUT_PERCENT
-                if held == (split == "test") and len(pairs) < n:
+                bucket = _split_of_hash(hashlib.sha256(row.tobytes()).digest()[0] % 100)
+                if bucket == split and len(pairs) < n:
                     pairs.append((s, s[::-1]))
         return pairs
 
@@ -373,7 +387,8 @@ def batch_at(task: str | Task, split: str, batch_size: int, seed: int, step: int
     task = get_task(task)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    rng = np.random.default_rng([seed, step, 0 if split == "train" else 1])
+    _check_split(split)
+    rng = np.random.default_rng([seed, step, SPLITS.index(split)])
     return make_batch(task.sample(rng, batch_size, split), task.src_vocab, task.tgt_vocab)
 
 

@@ -471,7 +471,7 @@ class Trainer:
                 for k in _RECORDED:
                     h[k].append(rec[k])
                 if c.eval_every and self.step % c.eval_every == 0 and main_rank:
-                    ev = evaluate(self.model, self.task, "test", c.eval_n)
+                    ev = evaluate(self.model, self.task, "valid", c.eval_n)  # test: once, at the end
                     h["eval"].append(
                         {
                             "step": self.step,

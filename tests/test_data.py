@@ -77,17 +77,31 @@ def test_dates_formats_are_correct_and_encodable(rng):
                 assert src[:2] == tgt[8:] and src[3:5] == tgt[5:7]
 
 
-def test_heldout_dates_disjoint_from_train(rng):
-    train, test = set(split_days("train").tolist()), set(split_days("test").tolist())
-    assert not train & test
+def test_the_three_date_splits_are_disjoint_and_cover_every_day(rng):
+    days = {s: set(split_days(s).tolist()) for s in ("train", "valid", "test")}
+    assert not days["train"] & days["test"] and not days["train"] & days["valid"]
+    assert not days["valid"] & days["test"]
     n_days = dt.date(2099, 12, 31).toordinal() - dt.date(1900, 1, 1).toordinal() + 1
-    assert len(train) + len(test) == n_days
-    assert 0.08 < len(test) / n_days < 0.12
+    assert sum(len(d) for d in days.values()) == n_days
+    for held in ("valid", "test"):
+        assert 0.08 < len(days[held]) / n_days < 0.12
     task = get_task("dates")
     train_targets = {t for _, t in task.sample(rng, 5000, "train")}
-    test_targets = {t for _, t in task.eval_pairs(1000, "test")}
-    assert not train_targets & test_targets
-    assert all(dt.date.fromisoformat(t).toordinal() in test for t in test_targets)
+    for held in ("valid", "test"):
+        targets = {t for _, t in task.eval_pairs(1000, held)}
+        assert not train_targets & targets
+        assert all(dt.date.fromisoformat(t).toordinal() in days[held] for t in targets)
+
+
+def test_the_reversal_splits_never_share_a_sequence(rng):
+    task = get_task("reversal")
+    seen = {s: {src for src, _ in task.sample(rng, 3000, s)} for s in ("train", "valid", "test")}
+    assert not seen["train"] & seen["valid"] and not seen["train"] & seen["test"]
+    assert not seen["valid"] & seen["test"]
+    with pytest.raises(ValueError, match="split must be one of"):
+        task.sample(rng, 3, "dev")
+    with pytest.raises(ValueError, match="split must be one of"):
+        batch_at("reversal", "dev", 4, 0, 0)
     assert task.eval_pairs(50) == task.eval_pairs(50)  # a fixed evaluation set
 
 
@@ -141,7 +155,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="unknown task"):
         get_task("translation")
     with pytest.raises(ValueError, match="split must be"):
-        get_task("dates").sample(np.random.default_rng(0), 2, "valid")
+        get_task("dates").sample(np.random.default_rng(0), 2, "validation")
     with pytest.raises(ValueError, match="at least one"):
         make_batch([], CharVocab("a"), CharVocab("a"))
     with pytest.raises(ValueError, match="unknown date format"):
