@@ -4,6 +4,7 @@ table, and write it with the machine's details to docs/benchmarks.md.
     python -m benchmarks.run                 # everything (long: trains four models)
     python -m benchmarks.run --quick --out /tmp/bench.md   # tiny sizes, a few seconds each
     python -m benchmarks.run --rows 3,4      # only some rows (the file then holds only those)
+    python -m benchmarks.run --rows 2 --keep-other-rows   # re-run row 2, keep the others' figures
 
 Rows: 1 notebooks, 2 time to 99% exact match, 3 attention, 4 training step, 5 KV cache,
 6 FLOP rate, 7 GPU (bf16, fused attention, torch.compile; CUDA only), 8 the BPE tokenizer
@@ -21,16 +22,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import datetime as dt
+import json
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from course_lib.atomic import atomic_write_text
 from course_lib.model import TransformerConfig
 
 from . import notes
@@ -47,7 +50,7 @@ class Context:
     quick: bool
     device: torch.device
     notebooks: list[Path]
-    cap_s: float
+    cap_steps: int
     extra: dict[str, str] = field(default_factory=dict)  # details for the doc, by heading
 
 
@@ -75,8 +78,8 @@ def row_notebooks(ctx: Context) -> list[Line]:
 def row_convergence(ctx: Context) -> list[Line]:
     from .recipes import convergence_lines
 
-    lines, details = convergence_lines(ctx.quick, ctx.cap_s)
-    ctx.extra["Row 2: accuracy during training (step, seconds, held-out exact match)"] = details
+    lines, details = convergence_lines(ctx.quick, ctx.cap_steps)
+    ctx.extra["Row 2: every run (step, training seconds, validation exact match)"] = details
     return lines
 
 
@@ -214,7 +217,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="glob of the lessons for row 1, from the repository root",
     )
     p.add_argument(
-        "--cap", type=float, default=600.0, help="seconds each row-2 training may take before it is stopped"
+        "--cap", type=int, default=1500, help="steps each row-2 training may take before it is stopped"
+    )
+    p.add_argument(
+        "--keep-other-rows",
+        action="store_true",
+        help="with --rows: keep the other rows of the last run (read from the .json beside --out)",
     )
     return p.parse_args(argv)
 
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         device=torch.device("cpu"),  # rows 1-6 measure the laptop-CPU course; row 7 uses CUDA itself
         notebooks=sorted(ROOT.glob(args.notebooks)),
-        cap_s=min(args.cap, 1.5) if args.quick else args.cap,
+        cap_steps=min(args.cap, 20) if args.quick else args.cap,
     )
     machine = machine_details()
     t0 = time.perf_counter()
@@ -253,13 +261,34 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - t0
     if ctx.quick:  # tiny sizes: the figures check the machinery, they are not the real ones
         lines = [replace(ln, met=None) for ln in lines]
-    table = markdown_table(lines)
-    print(table)
+    print(markdown_table(lines))
     if out is not None:
+        if args.keep_other_rows:
+            lines = merge_with_saved(out, rows, lines, ctx)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(lines, ctx, machine, seconds, argv), encoding="utf-8")
-        print(f"\nwritten to {out}", file=sys.stderr)
+        atomic_write_text(out, render(lines, ctx, machine, seconds, argv))
+        atomic_write_text(out.with_suffix(".json"), json.dumps(saved_form(lines, ctx), indent=1) + "\n")
+        print(f"\nwritten to {out} (and {out.with_suffix('.json').name})", file=sys.stderr)
     return 0
+
+
+def saved_form(lines: list[Line], ctx: Context) -> dict:
+    """The table's lines and the per-row details, so that a later run of some rows can keep the rest."""
+    return {"lines": [asdict(ln) for ln in lines], "extra": ctx.extra}
+
+
+def merge_with_saved(out: Path, rows: list[int], lines: list[Line], ctx: Context) -> list[Line]:
+    """The lines of this run's rows, and those of every other row from the last full run's JSON."""
+    saved_path = out.with_suffix(".json")
+    if not saved_path.exists():
+        raise SystemExit(f"--keep-other-rows needs {saved_path} from an earlier run; run every row first")
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    kept = [Line(**d) for d in saved["lines"] if d["row"] not in rows]
+    for heading, text in saved["extra"].items():
+        if not any(heading.startswith(f"Row {r}:") for r in rows):
+            ctx.extra.setdefault(heading, text)
+    ctx.extra = dict(sorted(ctx.extra.items(), key=lambda kv: kv[0]))
+    return sorted(kept + lines, key=lambda ln: ln.row)
 
 
 if __name__ == "__main__":

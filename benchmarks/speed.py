@@ -3,6 +3,7 @@ each against a reference measured in the same run (interleaved)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 
 from course_lib.attention import MultiHeadAttention, copy_mha_to_torch
 from course_lib.decode import greedy_decode
+from course_lib.device import one_thread
 from course_lib.flops import generation_flops, matmul_flops, training_step_flops
 from course_lib.layers import LayerNorm
 from course_lib.model import Transformer, TransformerConfig
@@ -217,7 +219,8 @@ def flop_rate_lines(
 def generation_lines(
     cfg: TransformerConfig, src: Tensor, n_tokens: int, repeats: int, device: torch.device, label: str
 ) -> list[Line]:
-    """Greedy generation of exactly n_tokens (no end token), with the cache and without."""
+    """Greedy generation of exactly n_tokens (no end token), with the cache and without; on the
+    CPU with torch's threads and with one thread (a decoding step is a few small matmuls)."""
     cfg = replace(cfg, max_len=max(cfg.max_len, n_tokens + 1), dropout=0.0)
     torch.manual_seed(0)
     model = Transformer(cfg).to(device).eval()
@@ -227,17 +230,27 @@ def generation_lines(
         return lambda: greedy_decode(model, src, 1, None, n_tokens, use_cache=use_cache)
 
     same = torch.equal(run(True)(), run(False)())
-    t = interleaved({"cache": run(True), "no cache": run(False)}, repeats=repeats, warmup=1, device=device)
-    r = t.ratio("no cache", "cache")
     S = src.size(1)
     flop_ratio = generation_flops(cfg, S, n_tokens, use_cache=False) / generation_flops(cfg, S, n_tokens)
-    return [
-        Line(
-            5,
-            f"greedy generation of {n_tokens} tokens, speed-up of the KV cache ({label})",
-            f"{r:.1f}x ({fmt_seconds(t.median('cache'))} vs {fmt_seconds(t.median('no cache'))}; "
-            f"{flop_ratio:.0f}x fewer FLOPs; same tokens: {same})",
-            ">= 5x",
-            r >= 5 and same,
+    settings = [(f"{torch.get_num_threads()} threads", contextlib.nullcontext)]
+    if device.type == "cpu" and torch.get_num_threads() > 1:
+        settings.append(("1 thread", one_thread))
+    lines = []
+    for threads, context in settings:
+        with context():
+            t = interleaved(
+                {"cache": run(True), "no cache": run(False)}, repeats=repeats, warmup=1, device=device
+            )
+        r = t.ratio("no cache", "cache")
+        lines.append(
+            Line(
+                5,
+                f"greedy generation of {n_tokens} tokens, speed-up of the KV cache ({label}, {threads})",
+                f"{r:.1f}x ({fmt_seconds(t.median('cache'))} vs {fmt_seconds(t.median('no cache'))}, "
+                f"{t.median('cache') / n_tokens * 1e3:.2f} ms per cached token; {flop_ratio:.0f}x fewer FLOPs; "
+                f"same tokens: {same})",
+                ">= 5x",
+                r >= 5 and same,
+            )
         )
-    ]
+    return lines

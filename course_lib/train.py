@@ -88,8 +88,9 @@ def predict(
     tgt_vocab: CharVocab,
     max_len: int | None = None,
     batch_size: int = 500,
+    use_cache: bool = True,
 ) -> list[str]:
-    """Greedy outputs for a list of source strings (batched, with the KV cache)."""
+    """Greedy outputs for a list of source strings (batched, with the KV cache by default)."""
     from .decode import greedy_decode
 
     device = device_of(model)
@@ -99,7 +100,9 @@ def predict(
         chunk = sources[i : i + batch_size]
         b = make_batch([(s, "") for s in chunk], src_vocab, tgt_vocab, device)
         with autocast(device):
-            ids = greedy_decode(model, b.src, tgt_vocab.sos_id, tgt_vocab.eos_id, max_len, b.src_mask)
+            ids = greedy_decode(
+                model, b.src, tgt_vocab.sos_id, tgt_vocab.eos_id, max_len, b.src_mask, use_cache=use_cache
+            )
         out += [tgt_vocab.decode(row) for row in ids.tolist()]
     return out
 
