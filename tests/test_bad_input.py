@@ -40,10 +40,14 @@ from course_lib.positional import (
     apply_rope,
     sinusoidal_encoding,
 )
-from course_lib.positional_widget import PositionalEncodingExplorer
-from course_lib.sampling_widget import SamplingExplorer
 from course_lib.validate import InputTypeError
-from course_lib.widgets import AttentionExplorer, PatternExplorer, word_embedder
+from course_lib.widgets import (
+    AttentionExplorer,
+    PatternExplorer,
+    PositionalEncodingExplorer,
+    SamplingExplorer,
+    word_embedder,
+)
 
 NAN, INF = float("nan"), float("inf")
 SOS, EOS = 1, 2

@@ -20,8 +20,8 @@ from course_lib.decode import (
     translate,
 )
 from course_lib.model import Transformer, TransformerConfig
-from course_lib.sampling_widget import SamplingExplorer
 from course_lib.viz import row_entropy
+from course_lib.widgets import SamplingExplorer
 
 SOS, EOS, PAD = 1, 2, 0
 

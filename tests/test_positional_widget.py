@@ -8,7 +8,7 @@ import pytest
 matplotlib.use("Agg")
 
 from course_lib.positional import frequencies, sinusoidal_encoding  # noqa: E402
-from course_lib.positional_widget import PositionalEncodingExplorer  # noqa: E402
+from course_lib.widgets import PositionalEncodingExplorer  # noqa: E402
 
 
 def test_explorer_follows_its_sliders():

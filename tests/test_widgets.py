@@ -1,6 +1,9 @@
 """The explorers' logic, headless: set values from Python, check what they computed and show."""
 
+import ast
+import inspect
 import math
+import re
 import statistics
 
 import numpy as np
@@ -10,9 +13,11 @@ import torch
 from course_lib import patterns as P
 from course_lib.attention import MultiHeadAttention
 from course_lib.data import CharVocab
+from course_lib.decode import next_token_distribution
 from course_lib.layers import EncoderLayer
 from course_lib.model import Transformer, TransformerConfig
-from course_lib.widgets import AttentionExplorer, PatternExplorer, word_embedder
+from course_lib.positional import frequencies, sinusoidal_encoding
+from course_lib.widgets import AttentionExplorer, PatternExplorer, compute, word_embedder
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -356,3 +361,177 @@ def test_all_heads_labels_are_legible(model, vocab, length):
             assert len(ts) <= max(1, room_pt // 9), (kind, axis, len(ts))
             if ts and n_tokens * 9 * 1.05 <= room_pt:  # room for every token: every token labelled
                 assert len(ts) == n_tokens, (kind, axis, len(ts), n_tokens)
+
+
+# --- the pure computations behind the explorers (no front end) --------------------------------
+WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "a", "big", "red", "."]
+
+
+def random_rows(rng, *shape):
+    """Random attention rows (softmax of normal scores), float64."""
+    s = rng.normal(size=shape) * 2
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def parsed_top_keys(text):
+    """[(label, key index, weight)] from the HTML of compute.top_keys_html."""
+    return [
+        (lab, int(j), float(w)) for lab, j, w in re.findall(r"<b>(.*?)</b><sub>(\d+)</sub> ([\d.]+)", text)
+    ]
+
+
+def test_compute_module_needs_no_front_end():
+    """compute.py is the logic without the layout: it imports neither ipywidgets nor matplotlib."""
+    tree = ast.parse(inspect.getsource(compute))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not {m for m in names if m.split(".")[0] in ("ipywidgets", "matplotlib", "IPython")}
+
+
+def test_top_keys_text_matches_numpy(rng):
+    T_k = int(rng.integers(1, 12))
+    w = random_rows(rng, T_k)
+    labels = [str(rng.choice(WORDS)) for _ in range(T_k)]
+    for k in (1, 3, T_k):
+        got = parsed_top_keys(compute.top_keys_html(w, labels, k))
+        order = np.argsort(-w, kind="stable")[:k]
+        assert [j for _, j, _ in got] == order.tolist()
+        assert [lab for lab, _, _ in got] == [labels[j] for j in order]
+        assert np.allclose([x for _, _, x in got], w[order], atol=0.005)
+    assert "&lt;pad&gt;" in compute.top_keys_html(np.array([1.0]), ["<pad>"])  # labels are escaped
+
+
+@pytest.mark.parametrize("all_patterns", [False, True])
+def test_pattern_view_matches_a_numpy_masked_softmax(rng, all_patterns):
+    tokens = [str(rng.choice(WORDS)) for _ in range(int(rng.integers(2, 9)))]
+    n_pad = int(rng.integers(0, 4))
+    causal, padding = bool(rng.integers(2)), bool(rng.integers(2))
+    tau = float(np.exp(rng.uniform(-1.5, 1.5)))
+    pattern = str(rng.choice(P.PATTERNS))
+    view = compute.pattern_view(
+        tokens, pattern, tau, n_pad=n_pad, all_patterns=all_patterns, causal=causal, padding=padding
+    )
+    T = len(tokens) + n_pad
+    allowed = np.ones((T, T), bool)
+    if causal:
+        allowed &= np.tril(allowed)
+    if padding:
+        allowed[:, len(tokens) :] = False
+    assert view.labels == tokens + [P.PAD] * n_pad and (view.allowed == allowed).all()
+    names = P.PATTERNS if all_patterns else (pattern,)
+    assert view.names == tuple(names) and names[view.chosen] == pattern
+    for n, scores, weights in zip(names, view.scores, view.weights):
+        assert np.allclose(scores, P.pattern_scores(n, view.labels, max_len=32))
+        s = np.where(allowed, scores / tau, -np.inf)
+        e = np.exp(s - s.max(-1, keepdims=True))
+        assert np.allclose(weights, e / e.sum(-1, keepdims=True))
+    p = view.weights[view.chosen]
+    H = -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)
+    assert np.allclose(view.entropy, H)
+    lines = compute.pattern_readout(1, view.labels, p, view.entropy, allowed)
+    n_keys = int(allowed[1].sum())
+    assert f"entropy of query 1: {H[1]:.2f} nats" in lines[1]
+    assert (
+        f"ln {n_keys} = {math.log(n_keys):.2f}" in lines[1] and f"mean over rows {H.mean():.2f}" in lines[1]
+    )
+    assert parsed_top_keys(lines[0])[0][1] == int(np.argmax(p[1]))
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        compute.pattern_view(tokens, pattern, float("nan"))
+
+
+def test_pattern_titles_and_mask_note(rng):
+    assert compute.mask_note(True, True, 2) == "causal mask, padding mask"
+    assert compute.mask_note(False, True, 0) == "" and compute.mask_note(True, False, 3) == "causal mask"
+    w = random_rows(rng, len(P.PATTERNS), 5, 5)
+    titles, sup = compute.pattern_titles(P.PATTERNS, w, 0.5, "causal mask")
+    H = -(w * np.log(w)).sum(-1).mean(-1)  # mean row entropy of each pattern
+    assert titles == [f"{n}  (H̄={h:.2f})" for n, h in zip(P.PATTERNS, H)]
+    assert sup == "every pattern as one head, temperature 0.50  [causal mask]"
+    assert compute.pattern_titles(["uniform"], w[:1], 2.0) == (["uniform, temperature 2.00"], "")
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [("", "empty"), (3, "empty"), ("x" * 500, "too long"), ("w " * 25, "has 25 tokens")],
+)
+def test_sentence_tokens_refuses_what_cannot_be_shown(text, says):
+    with pytest.raises(ValueError, match=says):
+        compute.sentence_tokens(text, 24)
+    assert compute.sentence_tokens("The cat, sat.", 24) == ["The", "cat", ",", "sat", "."]
+
+
+def test_attention_readout_and_titles(rng):
+    h, T_q, T_k = int(rng.integers(1, 5)), int(rng.integers(1, 6)), int(rng.integers(1, 7))
+    lw = random_rows(rng, h, T_q, T_k)
+    q_lab, k_lab = [f"q{i}" for i in range(T_q)], [f"k{j}" for j in range(T_k)]
+    q = int(rng.integers(T_q))
+    lines = compute.attention_readout(q, q_lab, k_lab, lw, -1, "cross-attention", 1)
+    assert lines[0] == f"query {q} <b>q{q}</b> (cross-attention, layer 1) attends to:" and len(lines) == h + 1
+    for i, line in enumerate(lines[1:]):
+        got = parsed_top_keys(line)
+        order = np.argsort(-lw[i, q], kind="stable")[:3]
+        assert [j for _, j, _ in got] == order.tolist() and line.startswith(f"&nbsp;&nbsp;head {i}: ")
+    assert len(compute.attention_readout(q, q_lab, k_lab, lw, h - 1, "x", 0)) == 2
+    assert compute.attention_titles(None, "cross-attention", 1, -1, 2) == (
+        ["head 0", "head 1"],
+        "cross-attention, layer 1, all heads",
+    )
+    assert compute.attention_titles("model", "self", 0, 3, 4) == (["model: self, layer 0, head 3"], "")
+
+
+def test_check_finite_names_what_is_wrong(rng):
+    w = random_rows(rng, 3, 4)
+    assert compute.check_finite(w, "w") is w
+    w[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"w contain NaN or inf \(1 of 12 entries\)"):
+        compute.check_finite(w, "w")
+
+
+def test_sampling_readout_matches_numpy(gen):
+    V = int(torch.randint(2, 30, (1,), generator=gen))
+    logits = torch.randn(V, generator=gen) * 3
+    labels = [f"t{i}" for i in range(V)]
+    k = int(torch.randint(1, V + 1, (1,), generator=gen))
+    probs = next_token_distribution(logits, 0.7, k)
+    text = compute.sampling_readout(probs, labels)
+    p = probs.double().numpy()
+    nz = p[p > 0]
+    best = int(np.argmax(p))
+    assert f"kept {int((p > 0).sum())} of {V} tokens" in text
+    assert f"entropy {-(nz * np.log(nz)).sum():.2f} nats (uniform: {math.log(V):.2f})" in text
+    assert f"most likely 't{best}' p = {p[best]:.3f}" in text
+
+
+def test_sampling_settings_caption_and_bar_order(rng):
+    assert compute.sampling_settings(0.5, 0, 1.0) == {"temperature": 0.5, "top_k": None, "top_p": None}
+    s = compute.sampling_settings(2, 3, 0.9)
+    assert s == {"temperature": 2.0, "top_k": 3, "top_p": 0.9}
+    assert compute.settings_caption(s) == "τ = 2.00, top-k = 3, top-p = 0.9"
+    assert math.isnan(compute.sampling_settings(1.0, 0, float("nan"))["top_p"])  # refused downstream
+    probs = rng.integers(0, 4, size=15) / 10.0  # many ties
+    ref = rng.integers(0, 4, size=15) / 10.0
+    for r in (None, ref):
+        key = probs if r is None else r
+        expected = sorted(range(15), key=lambda j: (-key[j], j))[:6]  # largest first, ties in order
+        assert compute.bar_order(probs, r, 6).tolist() == expected
+    with pytest.raises(ValueError, match="labels has 2 entries for 3 logits"):
+        compute.checked_logits(torch.zeros(3), ["a", "b"])
+
+
+def test_positional_pair_follows_the_formula(rng):
+    d_model = 2 * int(rng.integers(1, 33))
+    max_len = int(rng.integers(2, 200))
+    p, i = int(rng.integers(max_len)), int(rng.integers(d_model // 2))
+    pe = sinusoidal_encoding(max_len, d_model).double().numpy()
+    w = frequencies(d_model).numpy()
+    state = compute.positional_pair(pe, w, p, i)
+    w_i = 1.0 / 10000 ** (2 * i / d_model)
+    assert state.pair == pytest.approx((math.sin(p * w_i), math.cos(p * w_i)), abs=1e-5)
+    assert state.angle == pytest.approx(p * w_i, rel=1e-6) and state.wavelength == pytest.approx(
+        2 * math.pi / w_i, rel=1e-6
+    )
+    assert np.array_equal(state.vector, pe[p])
+    text = compute.positional_readout(p, i, float(w[i]), state)
+    assert f"PE({p}, {2 * i}) = sin({p}·w) = {state.pair[0]:+.3f}" in text
+    assert compute.check_positional_args(8, 5, None, 0) == 4  # default position: min(10, max_len - 1)

@@ -9,14 +9,14 @@ A setting or logits the explorer cannot draw (NaN, inf) leave a note in `message
 the widget, keep the last good view, and the next good value draws again.
 
 The numbers come from `course_lib.decode.next_token_distribution`, the function the
-sampler itself uses, so what the chart shows is what `sample` draws from.
+sampler itself uses, so what the chart shows is what `sample` draws from; the summary line
+from `compute.sampling_readout`.
 """
 
 from __future__ import annotations
 
 import html
 import io
-import math
 from collections.abc import Sequence
 
 import ipywidgets as widgets
@@ -25,9 +25,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .decode import next_token_distribution
-from .validate import check_logits, check_tensor
-from .viz import row_entropy
+from ..decode import next_token_distribution
+from .compute import bar_order, checked_logits, sampling_readout, sampling_settings, settings_caption
 
 
 def plot_distribution(
@@ -43,7 +42,7 @@ def plot_distribution(
     `probs`), at most `max_bars` of them."""
     probs = probs.detach().float().cpu().numpy()
     ref = None if reference is None else reference.detach().float().cpu().numpy()
-    order = (-(ref if ref is not None else probs)).argsort(kind="stable")[:max_bars]
+    order = bar_order(probs, ref, max_bars)
     x = range(len(order))
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.2))
@@ -74,13 +73,22 @@ class SamplingExplorer:
     """
 
     def __init__(self, logits: Tensor, labels: Sequence[str], title: str = "", max_bars: int = 20) -> None:
-        self.logits = self._checked(logits, labels)
+        self.logits = checked_logits(logits, labels)
         self.labels = list(labels)
         self.message = ""
         self.title = title
         self.max_bars = max_bars
         self.reference = self.logits.softmax(-1)
-        V = self.logits.numel()
+        self._build_controls(self.logits.numel())
+        self._wire_callbacks()
+        self.widget = widgets.VBox([self.temperature, self.top_k, self.top_p, self.info, self.image])
+        self.probs: Tensor = self.reference
+        self._quiet = False
+        self.readout = ""
+        self.update()  # the first view
+
+    # --- construction ------------------------------------------------------------------
+    def _build_controls(self, V: int) -> None:
         style = {"description_width": "110px"}
         layout = widgets.Layout(width="460px")
         self.temperature = widgets.FloatLogSlider(
@@ -97,37 +105,21 @@ class SamplingExplorer:
         )  # fmt: skip
         self.image = widgets.Image(format="png")
         self.info = widgets.HTML()
+
+    def _wire_callbacks(self) -> None:
         for w in (self.temperature, self.top_k, self.top_p):
             w.observe(self._on_change, names="value")
-        self.widget = widgets.VBox([self.temperature, self.top_k, self.top_p, self.info, self.image])
-        self.probs: Tensor = self.reference
-        self._quiet = False
-        self.readout = ""
-        self.update()
 
     # --- state ---------------------------------------------------------------------
-    @staticmethod
-    def _checked(logits: Tensor, labels: Sequence[str]) -> Tensor:
-        check_tensor(logits, "logits", ndim=1)
-        check_logits(logits)
-        if len(labels) != logits.numel():
-            raise ValueError(f"labels has {len(labels)} entries for {logits.numel()} logits")
-        return logits.detach().float().cpu()
-
     def settings(self) -> dict:
-        k, p = int(self.top_k.value), float(self.top_p.value)
-        return {
-            "temperature": float(self.temperature.value),
-            "top_k": k if k > 0 else None,
-            "top_p": None if p >= 1.0 else p,  # NaN stays NaN, and is refused
-        }
+        return sampling_settings(self.temperature.value, self.top_k.value, self.top_p.value)
 
     def set_logits(self, logits: Tensor, labels: Sequence[str] | None = None) -> Tensor:
         """Show another distribution (V,) (with new labels, or the same ones); returns `probs`.
         Logits that cannot be drawn (NaN, +inf, all -inf) leave a note and the last view."""
         labels = self.labels if labels is None else labels
         try:
-            logits = self._checked(torch.as_tensor(logits), labels)
+            logits = checked_logits(torch.as_tensor(logits), labels)
         except ValueError as e:
             self._note(e)
             return self.probs
@@ -171,7 +163,7 @@ class SamplingExplorer:
         """Recompute and redraw; never raises (it runs in the sliders' callbacks)."""
         try:
             probs = next_token_distribution(self.logits, **self.settings())
-            readout = self._readout(probs)
+            readout = sampling_readout(probs, self.labels)
             old, self.probs = self.probs, probs
             try:
                 png = self._png()
@@ -186,21 +178,9 @@ class SamplingExplorer:
         self.info.value = self.readout
         self.image.value = png
 
-    def _readout(self, probs: Tensor) -> str:
-        """One line: how many tokens are kept, the entropy, the most likely token."""
-        kept = int((probs > 0).sum())
-        best = int(probs.argmax())
-        H = float(row_entropy(probs))  # nats: 0 for a certain choice, log(V) for uniform
-        return (
-            f"kept {kept} of {probs.numel()} tokens · entropy {H:.2f} nats "
-            f"(uniform: {math.log(probs.numel()):.2f}) · most likely {self.labels[best]!r} "
-            f"p = {float(probs[best]):.3f}"
-        )
-
     # --- drawing -----------------------------------------------------------------------
     def figure(self) -> Figure:
-        s = self.settings()
-        desc = f"τ = {s['temperature']:.2f}, top-k = {s['top_k'] or 'off'}, top-p = {s['top_p'] or 'off'}"
+        desc = settings_caption(self.settings())
         fig, ax = plt.subplots(figsize=(8, 3.2))
         plot_distribution(
             self.probs, self.labels, self.reference, ax=ax, title=f"{self.title} {desc}".strip(),
@@ -220,8 +200,3 @@ class SamplingExplorer:
         from IPython.display import display
 
         display(self.widget)
-
-
-def explore_sampling(logits: Tensor, labels: Sequence[str], title: str = "") -> SamplingExplorer:
-    """Build a `SamplingExplorer`; display it by leaving it as a cell's last expression."""
-    return SamplingExplorer(torch.as_tensor(logits), labels, title)

@@ -7,6 +7,7 @@ point on the unit circle (moving `pos` by k turns it by the angle k w_i), and th
 State for tests and lessons: `vector` (d_model,), `pair` (sin, cos), `angle`, `wavelength`, `readout.value`;
 `set(pos, i)` moves both sliders from code with a single redraw. A value it cannot show (NaN, inf, a
 position outside the table) leaves a note in `message` and in the readout, and the last good view stays.
+The numbers come from `compute.positional_pair`; this module holds the sliders and the drawing.
 """
 
 from __future__ import annotations
@@ -19,34 +20,35 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .positional import frequencies, sinusoidal_encoding
-from .validate import check_int
+from ..positional import frequencies, sinusoidal_encoding
+from ..validate import check_int
+from .compute import check_positional_args, positional_pair, positional_readout
 
 
 class PositionalEncodingExplorer:
     """ipywidgets view of PE(pos) and of one frequency pair; display it as the last line of a cell."""
 
     def __init__(self, d_model: int = 64, max_len: int = 100, pos: int | None = None, i: int = 0) -> None:
-        if isinstance(d_model, bool) or not isinstance(d_model, int) or d_model < 2 or d_model % 2:
-            raise ValueError(f"d_model must be an even integer >= 2, got {d_model!r}")
-        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 2:
-            raise ValueError(f"max_len must be an integer >= 2, got {max_len!r}")
-        pos = min(10, max_len - 1) if pos is None else pos
-        if not 0 <= pos < max_len or not 0 <= i < d_model // 2:
-            raise ValueError(f"need 0 <= pos < {max_len} and 0 <= i < {d_model // 2}, got pos={pos}, i={i}")
+        pos = check_positional_args(d_model, max_len, pos, i)
         self.d_model, self.max_len = d_model, max_len
         self.pe = sinusoidal_encoding(max_len, d_model).double().numpy()  # (max_len, d_model)
         self.w = frequencies(d_model).numpy()  # (d_model/2,)
-        self.pos = widgets.IntSlider(value=pos, min=0, max=max_len - 1, description="position")
-        self.freq = widgets.IntSlider(value=i, min=0, max=d_model // 2 - 1, description="pair i")
+        self._build_controls(pos, i)
+        self._holding = False
+        self.message = ""
+        self._wire_callbacks()
+        self.update()  # the first view
+
+    def _build_controls(self, pos: int, i: int) -> None:
+        self.pos = widgets.IntSlider(value=pos, min=0, max=self.max_len - 1, description="position")
+        self.freq = widgets.IntSlider(value=i, min=0, max=self.d_model // 2 - 1, description="pair i")
         self.readout = widgets.HTML()
         self.out = widgets.Output()
         self.widget = widgets.VBox([widgets.HBox([self.pos, self.freq]), self.readout, self.out])
-        self._holding = False
-        self.message = ""
+
+    def _wire_callbacks(self) -> None:
         self.pos.observe(lambda _c: self.update(), names="value")
         self.freq.observe(lambda _c: self.update(), names="value")
-        self.update()
 
     def set(self, pos: int | None = None, i: int | None = None) -> None:
         """Move both sliders from code and redraw once; a value it cannot use leaves a note instead."""
@@ -89,15 +91,10 @@ class PositionalEncodingExplorer:
 
     def _update(self) -> None:
         p, i = self.pos.value, self.freq.value
-        w = float(self.w[i])
-        self.vector = self.pe[p]  # (d_model,)
-        self.pair = (float(self.vector[2 * i]), float(self.vector[2 * i + 1]))  # (sin, cos)
-        self.angle = p * w
-        self.wavelength = 2 * math.pi / w
-        self.readout.value = (
-            f"pair i = {i} (dimensions {2 * i}, {2 * i + 1}): w = {w:.4g}, wavelength {self.wavelength:,.1f} positions. "
-            f"PE({p}, {2 * i}) = sin({p}·w) = {self.pair[0]:+.3f}, PE({p}, {2 * i + 1}) = cos({p}·w) = {self.pair[1]:+.3f}"
-        )
+        state = positional_pair(self.pe, self.w, p, i)
+        self.vector, self.pair = state.vector, state.pair  # (d_model,), (sin, cos)
+        self.angle, self.wavelength = state.angle, state.wavelength
+        self.readout.value = positional_readout(p, i, float(self.w[i]), state)
         self.out.clear_output(wait=True)
         with self.out:
             fig = self._draw(p, i)
@@ -112,34 +109,44 @@ class PositionalEncodingExplorer:
         fig = plt.figure(figsize=(11, 3.4))
         grid = fig.add_gridspec(1, 3, width_ratios=[2.2, 1, 2.2])
         ax_w, ax_c, ax_v = (fig.add_subplot(g) for g in grid)
-        positions = np.arange(self.max_len)
-        ax_w.plot(positions, self.pe[:, 2 * i], label=f"sin (dim {2 * i})")
-        ax_w.plot(positions, self.pe[:, 2 * i + 1], label=f"cos (dim {2 * i + 1})")
-        ax_w.axvline(p, color="k", lw=1, ls=":")
-        ax_w.plot([p, p], self.pair, "ko", ms=5)
-        ax_w.set(xlabel="position", ylabel="value", title=f"pair {i}: the two waves", ylim=(-1.15, 1.15))
-        ax_w.legend(fontsize=9, loc="lower left")
+        self._draw_waves(ax_w, p, i)
+        self._draw_circle(ax_c)
+        self._draw_vector(ax_v, p, i)
+        fig.tight_layout()
+        return fig
 
+    def _draw_waves(self, ax: plt.Axes, p: int, i: int) -> None:
+        """Pair i's sin and cos over every position, with the current position marked."""
+        positions = np.arange(self.max_len)
+        ax.plot(positions, self.pe[:, 2 * i], label=f"sin (dim {2 * i})")
+        ax.plot(positions, self.pe[:, 2 * i + 1], label=f"cos (dim {2 * i + 1})")
+        ax.axvline(p, color="k", lw=1, ls=":")
+        ax.plot([p, p], self.pair, "ko", ms=5)
+        ax.set(xlabel="position", ylabel="value", title=f"pair {i}: the two waves", ylim=(-1.15, 1.15))
+        ax.legend(fontsize=9, loc="lower left")
+
+    def _draw_circle(self, ax: plt.Axes) -> None:
+        """The pair (cos, sin) as a point on the unit circle, at the angle pos w_i."""
         t = np.linspace(0, 2 * math.pi, 200)
-        ax_c.plot(np.cos(t), np.sin(t), color="0.75", lw=1)
-        ax_c.plot([0, self.pair[1]], [0, self.pair[0]], "k-", lw=1.5)
-        ax_c.plot(self.pair[1], self.pair[0], "o", color="C3", ms=7)
-        ax_c.set(
+        ax.plot(np.cos(t), np.sin(t), color="0.75", lw=1)
+        ax.plot([0, self.pair[1]], [0, self.pair[0]], "k-", lw=1.5)
+        ax.plot(self.pair[1], self.pair[0], "o", color="C3", ms=7)
+        ax.set(
             xlabel="cos",
             ylabel="sin",
             title=f"angle pos·w = {self.angle % (2 * math.pi):.2f} (mod 2π)",
             aspect="equal",
         )
-        ax_c.set_xlim(-1.2, 1.2)
-        ax_c.set_ylim(-1.2, 1.2)
+        ax.set_xlim(-1.2, 1.2)
+        ax.set_ylim(-1.2, 1.2)
 
+    def _draw_vector(self, ax: plt.Axes, p: int, i: int) -> None:
+        """The whole vector PE(pos) as bars, pair i in red."""
         dims = np.arange(self.d_model)
         colors = np.where(dims % 2 == 0, "C0", "C1")
         colors[2 * i : 2 * i + 2] = "C3"
-        ax_v.bar(dims, self.vector, color=colors, width=0.9)
-        ax_v.set(
+        ax.bar(dims, self.vector, color=colors, width=0.9)
+        ax.set(
             xlabel="dimension (blue = sin, orange = cos, red = pair i)", ylabel="value", ylim=(-1.15, 1.15)
         )
-        ax_v.set_title(f"the whole vector PE({p})")
-        fig.tight_layout()
-        return fig
+        ax.set_title(f"the whole vector PE({p})")
