@@ -9,7 +9,8 @@ TORCH  ?=
 # JupyterLab refuses to start as root unless told; containers often run as root
 ROOTFLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: FORCE help install lab test lint unit nbval browser execute student bench corpus clean
+.PHONY: FORCE help install lab test lint unit nbval browser execute student bench corpus clean \
+	web-assets slides site
 
 help:
 	@echo "make lab      start JupyterLab on the lessons (creates .venv on first use)"
@@ -18,6 +19,8 @@ help:
 	@echo "make student  write student copies of the notebooks (solutions removed) to student/"
 	@echo "make bench    run the benchmarks, print the table, write docs/benchmarks.md"
 	@echo "make corpus   freeze the lessons' prose into assets/corpus.txt (lesson 12's text; authors)"
+	@echo "make slides   reveal.js slides of every lesson in build/slides/ (offline; open index.html)"
+	@echo "make site     a static HTML site of the executed lessons in build/site/ (offline; open index.html)"
 	@echo "make clean    remove caches, test artifacts and student copies"
 
 # JupyterLab's settings for this environment: no news pop-up, no update checks (the course is offline).
@@ -42,6 +45,24 @@ FORCE:
 
 install: $(STAMP)
 
+# reveal.js and MathJax for the slides and the site (tools/publish.py), from the npm registry, at the
+# versions of tools/web/package-lock.json; again only when the lock file changes
+WEB_STAMP := tools/web/node_modules/.installed-stamp
+$(WEB_STAMP): tools/web/package.json tools/web/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js and npm (Debian: apt-get install npm)"; exit 1; }
+	cd tools/web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+web-assets: $(WEB_STAMP)
+
+slides: $(STAMP) $(WEB_STAMP)
+	rm -rf build/slides
+	$(BIN)/python tools/publish.py slides build/slides
+
+site: $(STAMP) $(WEB_STAMP)
+	rm -rf build/site
+	$(BIN)/python tools/publish.py site build/site
+
 lab: $(STAMP)
 	cd notebooks && ../$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) $(ROOTFLAG) 00_welcome.ipynb
 
@@ -55,7 +76,7 @@ unit: $(STAMP)
 nbval: $(STAMP)
 	$(BIN)/python -m pytest -q -rs $(NBVAL) notebooks
 
-browser: $(STAMP)
+browser: $(STAMP) $(WEB_STAMP)
 	$(BIN)/python -m pytest -q -rs -m browser tests
 
 test: lint unit nbval browser
@@ -74,5 +95,5 @@ corpus: $(STAMP)
 	$(BIN)/python -m course_lib.corpus freeze
 
 clean:
-	rm -rf .pytest_cache .ruff_cache test-artifacts student build *.egg-info
+	rm -rf .pytest_cache .ruff_cache test-artifacts student build *.egg-info tools/web/node_modules
 	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
