@@ -175,9 +175,7 @@ def test_sampling_with_top_k_1_equals_greedy(gen, reversal_model):
     for m, vocab in ((small_model(seed=2), 17), (reversal_model, 13)):
         src = random_sources(gen, 5, 6, vocab)
         g = torch.Generator().manual_seed(int(torch.randint(0, 10**6, (1,), generator=gen)))
-        assert torch.equal(
-            sample(m, src, SOS, EOS, 16, top_k=1, rng=g), greedy_decode(m, src, SOS, EOS, 16)
-        )
+        assert torch.equal(sample(m, src, SOS, EOS, 16, top_k=1, rng=g), greedy_decode(m, src, SOS, EOS, 16))
         assert torch.equal(
             sample(m, src, SOS, EOS, 16, temperature=1e-4, rng=g), greedy_decode(m, src, SOS, EOS, 16)
         )

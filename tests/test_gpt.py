@@ -77,9 +77,7 @@ def test_generation_with_and_without_cache(gen):
     assert torch.equal(greedy(model, prompt, 10), greedy(model, prompt, 10, use_cache=False))
     seed = int(torch.randint(0, 2**31, (1,), generator=gen))
     a = sample(model, prompt, 10, 0.8, top_k=5, rng=torch.Generator().manual_seed(seed))
-    b = sample(
-        model, prompt, 10, 0.8, top_k=5, rng=torch.Generator().manual_seed(seed), use_cache=False
-    )
+    b = sample(model, prompt, 10, 0.8, top_k=5, rng=torch.Generator().manual_seed(seed), use_cache=False)
     assert torch.equal(a, b) and a.shape == (2, 10)
     # greedy is argmax of the shared decode path's distribution at a tiny temperature
     logits = model(prompt)[:, -1]
