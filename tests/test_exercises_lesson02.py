@@ -29,7 +29,17 @@ def softmax_unnormalised(x):
 def test_softmax_accepts_right_answer():
     r = check_softmax(softmax_right)
     assert r.passed and str(r).startswith("✅")
-    assert check_softmax(lambda x: torch.softmax(x, dim=-1)).passed
+
+
+def test_refuses_the_library():
+    for fn in (torch.softmax, lambda x: torch.softmax(x, dim=-1), lambda x: x.softmax(-1)):
+        r = check_softmax(fn)
+        assert not r.passed and "write it yourself" in r.message and "softmax" in r.message
+    from course_lib.attention import scaled_dot_product_attention
+
+    for fn in (scaled_dot_product_attention, lambda q, k, v: scaled_dot_product_attention(q, k, v)):
+        r = check_attention(fn)
+        assert not r.passed and "scaled_dot_product_attention: write it yourself" in r.message
 
 
 def test_softmax_hints():

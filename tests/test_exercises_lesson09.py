@@ -76,10 +76,32 @@ def test_label_smoothing_catches_log_of_softmax():
 
 
 def test_label_smoothing_catches_missing_smoothing_and_padding():
-    r = check_label_smoothing(lambda lg, t, eps: F.cross_entropy(lg, t, ignore_index=PAD))
+    def no_smoothing(lg, t, eps):
+        nll = -lg.log_softmax(-1).gather(-1, t[:, None]).squeeze(-1)
+        return nll[t != PAD].mean()
+
+    r = check_label_smoothing(no_smoothing)
     assert not r.passed and "epsilon" in r.message
-    r = check_label_smoothing(lambda lg, t, eps: F.cross_entropy(lg, t, label_smoothing=eps))
+
+    def all_positions(lg, t, eps):
+        logp = lg.log_softmax(-1)
+        nll = -logp.gather(-1, t[:, None]).squeeze(-1)
+        return ((1 - eps) * nll - eps * logp.mean(-1)).mean()
+
+    r = check_label_smoothing(all_positions)
     assert not r.passed and "PAD" in r.message
+
+
+def test_label_smoothing_refuses_the_library():
+    from course_lib.losses import label_smoothing_loss
+
+    for fn in (
+        lambda lg, t, eps: F.cross_entropy(lg, t, ignore_index=PAD, label_smoothing=eps),
+        label_smoothing_loss,
+        lambda lg, t, eps: label_smoothing_loss(lg, t, eps),
+    ):
+        r = check_label_smoothing(fn)
+        assert not r.passed and "write it yourself" in r.message
 
 
 def test_label_smoothing_catches_other_variant():

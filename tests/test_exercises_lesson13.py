@@ -29,9 +29,11 @@ def block_no_residual(block, x, mask):
 
 
 def test_block_accepts_right_answers():
-    for fn in (block_right, lambda b, x, m: b(x, m)):
-        r = check_block(fn)
-        assert r.passed and str(r).startswith("✅"), r.message
+    r = check_block(block_right)
+    assert r.passed and str(r).startswith("✅"), r.message
+    for fn in (lambda b, x, m: b(x, m), lambda b, x, m: b.forward(x, m)):
+        r = check_block(fn)  # the block's own forward, through torch's module call: refused at run time
+        assert not r.passed and "GPTBlock.forward: write it yourself" in r.message
 
 
 def test_block_rejects_wrong_answers():
@@ -80,9 +82,12 @@ def generate_argmin(model, prompt, n_new):
 
 
 def test_generate_accepts_right_answers():
-    for fn in (generate_right, lambda m, p, n: greedy(m, p, n), lambda m, p, n: generate_right(m, p, n)[0]):
+    for fn in (generate_right, lambda m, p, n: generate_right(m, p, n)[0]):
         r = check_generate(fn)
         assert r.passed and str(r).startswith("✅"), r.message
+    for fn in (greedy, lambda m, p, n: greedy(m, p, n)):
+        r = check_generate(fn)
+        assert not r.passed and "greedy: write it yourself" in r.message
 
 
 def test_generate_rejects_wrong_answers():

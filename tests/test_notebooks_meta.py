@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.student import make_student_copies
+from course_lib.student import exercises, make_student_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -69,9 +69,18 @@ def test_every_notebook_is_collected_by_nbval():
 
 
 def test_student_copies_have_no_solutions(tmp_path):
-    counts = make_student_copies(ROOT / "notebooks", tmp_path)
-    assert set(counts) == {p.name for p in NOTEBOOKS}
-    for p in tmp_path.glob("*.ipynb"):
-        nb = nbformat.read(p, as_version=4)
+    """`make student`: nbgrader's generate_assignment replaces every solution region by a stub."""
+    counts = make_student_copies(ROOT / "notebooks", tmp_path / "student", tmp_path / "course")
+    marked = {p.name for p in NOTEBOOKS if exercises(nbformat.read(p, as_version=4))}
+    assert set(counts) == marked and {f"{n}_" for n in LESSONS} <= {m[:3] for m in marked}
+    for name in marked:
+        nb = nbformat.read(tmp_path / "student" / name, as_version=4)
+        solved = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        assert counts[name] == len(exercises(solved)) > 0
+        for ex in exercises(nb):
+            answer = nb.cells[ex.answer]
+            assert "raise NotImplementedError()" in answer.source and "SOLUTION" not in answer.source
+            body = solved.cells[ex.answer].source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
+            assert body.strip() not in answer.source
         assert all("solution" not in c.metadata.get("tags", []) for c in nb.cells)
         assert any("Your turn" in c.source for c in nb.cells if c.cell_type == "markdown")

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import torch
 
-from . import CheckResult, fresh_generator, run_trials
+from . import CheckResult, checker, fresh_generator, run_trials
 
 
+@checker()
 def check_d_k(fn: Callable[[int, int], int]) -> CheckResult:
     """fn(d_model, n_heads) -> d_k, the width of one head."""
     g = fresh_generator()
@@ -26,6 +27,7 @@ def check_d_k(fn: Callable[[int, int], int]) -> CheckResult:
     return run_trials("d_k", [trial] * 5, "each head gets d_model / n_heads dimensions.")
 
 
+@checker()
 def check_weights_shape(fn: Callable[[int, int, int, int], tuple]) -> CheckResult:
     """fn(B, h, T_q, T_k) -> the shape of the attention weights."""
     g = fresh_generator()

@@ -11,7 +11,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from . import CheckResult, compare, fresh_generator, run_trials
+from .. import gpt as _gpt
+from ..decode import generate, greedy_decode
+from ..rnn import TanhRNN, jacobian_through_time, step_jacobian
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 D = torch.float64
 
@@ -68,6 +71,9 @@ def _rnn_diagnosis(got: Tensor, x: Tensor, w_ih: Tensor, w_hh: Tensor, b: Tensor
     return "the states differ from torch.nn.RNN's"
 
 
+# TanhRNN (shown in section 3) loops over x_t @ W_ih.T inside the recurrence; the exercise asks
+# for the input product hoisted out of the loop, which it does not show
+@checker(TanhRNN, torch.nn.RNN, shown_before=(TanhRNN,))
 def check_rnn_forward(fn: Callable[..., Tensor]) -> CheckResult:
     """fn(x (T, D), w_ih (H, D), w_hh (H, H), b (H,), h0 (H,)) -> states (T, H), h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)."""
     g = fresh_generator()
@@ -120,6 +126,7 @@ def _random_states(g: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Callable
     return torch.stack(states), w_hh, x, run_from
 
 
+@checker(jacobian_through_time, step_jacobian, torch.autograd.functional.jacobian)
 def check_jacobian_through_time(fn: Callable[[Tensor, Tensor, int], Tensor]) -> CheckResult:
     """fn(states (T, H), w_hh (H, H), k) -> d h_{T-1} / d h_{T-1-k}, an (H, H) matrix."""
     g = fresh_generator()
@@ -168,6 +175,7 @@ def check_jacobian_through_time(fn: Callable[[Tensor, Tensor, int], Tensor]) -> 
 # ------------------------------------------------------------------------ greedy generation
 
 
+@checker(generate, greedy_decode, _gpt.greedy, _gpt.generate)
 def check_generate_greedy(
     fn: Callable[[Callable[[list[int]], Tensor], list[int], int], list[int]],
 ) -> CheckResult:

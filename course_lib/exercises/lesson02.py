@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import CheckResult, compare, fresh_generator, run_trials
+from ..attention import scaled_dot_product_attention
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 D = torch.float64
 
@@ -33,6 +34,7 @@ def _matches(got: object, expected: Tensor) -> bool:
 # ----------------------------------------------------------------------------- softmax
 
 
+@checker(torch.softmax, F.softmax, torch.Tensor.softmax, torch.nn.Softmax)
 def check_softmax(fn: Callable[[Tensor], Tensor]) -> CheckResult:
     """fn(x) -> softmax over the last axis (the keys), finite even for scores in the thousands."""
     g = fresh_generator()
@@ -81,6 +83,7 @@ def _attention(q: Tensor, k: Tensor, v: Tensor, scale: float, dim: int = -1) -> 
     return w @ v, w
 
 
+@checker(scaled_dot_product_attention, F.scaled_dot_product_attention)
 def check_attention(fn: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]) -> CheckResult:
     """fn(q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v)) -> (output (..., T_q, d_v), weights (..., T_q, T_k))."""
     g = fresh_generator()

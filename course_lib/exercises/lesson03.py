@@ -13,9 +13,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..patterns import softmax_attention
+from ..patterns import pattern_attention, pattern_projections, softmax_attention
 from ..viz import row_entropy
-from . import CheckResult, compare, fresh_generator, run_trials
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -33,6 +33,7 @@ def _numpy(x: object, what: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- softmax over the keys
+@checker(softmax_attention, pattern_attention)
 def check_attention_weights(fn: Callable[[np.ndarray], np.ndarray]) -> CheckResult:
     """fn(scores (T_q, T_k)) -> weights (T_q, T_k): softmax over the keys, one row per query."""
     g = fresh_generator()
@@ -67,6 +68,7 @@ def check_attention_weights(fn: Callable[[np.ndarray], np.ndarray]) -> CheckResu
 
 
 # ---------------------------------------------------------------- the previous-token head
+@checker(pattern_projections)
 def check_previous_token_projections(fn: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> CheckResult:
     """fn(max_len) -> (W_Q, W_K), each (max_len, d_k), acting on one-hot positions: with
     X = the first T rows of the identity, softmax(X W_Q (X W_K)^T / sqrt(d_k)) must put at least
@@ -109,6 +111,7 @@ def check_previous_token_projections(fn: Callable[[int], tuple[np.ndarray, np.nd
 
 
 # ---------------------------------------------------------------- row entropy
+@checker(row_entropy)
 def check_row_entropy(fn: Callable[[np.ndarray], np.ndarray]) -> CheckResult:
     """fn(weights (T_q, T_k)) -> (T_q,): the entropy in nats of each query's weights."""
     g = fresh_generator()

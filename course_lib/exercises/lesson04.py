@@ -13,10 +13,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .. import params as _params
 from ..attention import MultiHeadAttention
 from ..heads import ov_circuit
 from ..params import attention_params
-from . import CheckResult, compare, fresh_generator, run_trials
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -28,6 +29,7 @@ def _same(a: object, b: Tensor) -> bool:
     return isinstance(a, Tensor) and a.shape == b.shape and torch.allclose(a.double(), b.double())
 
 
+@checker(MultiHeadAttention.split_heads, MultiHeadAttention.merge_heads)
 def check_split_merge(
     split_heads: Callable[[Tensor, int], Tensor], merge_heads: Callable[[Tensor], Tensor]
 ) -> CheckResult:
@@ -80,6 +82,7 @@ def check_split_merge(
     )
 
 
+@checker(attention_params, _params.per_head_attention_params)
 def check_attention_params(count: Callable[[int, int, bool], int]) -> CheckResult:
     """count(d_model, n_heads, bias) against `course_lib.params.attention_params` on fresh sizes."""
     g = fresh_generator()
@@ -127,6 +130,7 @@ def check_attention_params(count: Callable[[int, int, bool], int]) -> CheckResul
     )
 
 
+@checker(ov_circuit)
 def check_ov_circuit(ov: Callable[[MultiHeadAttention, int], Tensor]) -> CheckResult:
     """ov(mha, i) against `course_lib.heads.ov_circuit` on fresh random attention blocks."""
     g = fresh_generator()

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..positional import apply_rope, shift_matrix, sinusoidal_encoding
-from . import CheckResult, compare, fresh_generator, run_trials
+from ..positional import SinusoidalPositionalEncoding, apply_rope, shift_matrix, sinusoidal_encoding
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -57,6 +57,7 @@ def _rotations(angles: Tensor) -> Tensor:
     return m
 
 
+@checker(sinusoidal_encoding, SinusoidalPositionalEncoding)
 def check_sinusoidal_encoding(pe: Callable[[int, int], Tensor]) -> CheckResult:
     """pe(max_len, d_model) against `course_lib.positional.sinusoidal_encoding` on fresh sizes."""
     g = fresh_generator()
@@ -100,6 +101,7 @@ def check_sinusoidal_encoding(pe: Callable[[int, int], Tensor]) -> CheckResult:
     )
 
 
+@checker(shift_matrix)
 def check_shift_matrix(shift: Callable[[int, int], Tensor]) -> CheckResult:
     """shift(k, d_model) against `course_lib.positional.shift_matrix`, then the property
     M_k PE(pos) = PE(pos + k) for every position, on fresh offsets and widths."""
@@ -140,6 +142,7 @@ def check_shift_matrix(shift: Callable[[int, int], Tensor]) -> CheckResult:
     )
 
 
+@checker(apply_rope)
 def check_rope(rope: Callable[[Tensor], Tensor]) -> CheckResult:
     """rope(x) for x (..., T, d), positions 0..T-1, against `course_lib.positional.apply_rope`,
     then the relative property q_m . k_n = function of m - n on the learner's own output."""

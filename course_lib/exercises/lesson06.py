@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..layers import FeedForward, LayerNorm
+from ..layers import EncoderLayer, FeedForward, LayerNorm
 from ..params import attention_params, feed_forward_params, layer_norm_params
-from . import CheckResult, compare, fresh_generator, run_trials
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 D = torch.float64
 
@@ -69,6 +69,7 @@ def _layer_norm_variants(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> 
     return out
 
 
+@checker(LayerNorm, F.layer_norm, torch.nn.LayerNorm)
 def check_layer_norm(fn: Callable[..., Tensor]) -> CheckResult:
     """fn(x, gamma, beta, eps=1e-5) on fresh random tensors of 2 to 4 dimensions, against
     `torch.nn.functional.layer_norm` (and so `nn.LayerNorm` and course_lib's `LayerNorm`)."""
@@ -106,6 +107,7 @@ def check_layer_norm(fn: Callable[..., Tensor]) -> CheckResult:
 
 
 # --- 2. post-LN and pre-LN --------------------------------------------------------------------
+@checker(EncoderLayer.forward)
 def check_sublayer_connection(fn: Callable[..., Tensor]) -> CheckResult:
     """fn(x, sublayer, norm, norm_first) against the two residual steps of `EncoderLayer`:
     post-LN (norm_first=False): norm(x + sublayer(x)); pre-LN: x + sublayer(norm(x))."""
@@ -163,6 +165,7 @@ def ffn_share(d_model: int, d_ff: int) -> float:
     return ffn / (attention_params(d_model) + ffn + 2 * layer_norm_params(d_model))
 
 
+@checker()
 def check_ffn_share(fn: Callable[[int, int], float]) -> CheckResult:
     """fn(d_model, d_ff) -> the fraction of one encoder layer's parameters that sit in its
     feed-forward block, on fresh random sizes (and the paper's base model)."""

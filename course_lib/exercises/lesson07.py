@@ -12,8 +12,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ..attention import _safe_mask, scaled_dot_product_attention
 from ..masks import causal_mask, decoder_mask, padding_mask
-from . import CheckResult, compare, fresh_generator, run_trials
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -40,6 +41,7 @@ def _mask_hint(got: object, expected: Tensor, what: str) -> str | None:
 
 
 # --- 1. the causal mask ---------------------------------------------------------------------
+@checker(causal_mask)
 def check_causal_mask(fn: Callable[[int], Tensor]) -> CheckResult:
     """fn(T) for fresh random T, against `course_lib.masks.causal_mask`."""
     g = fresh_generator()
@@ -91,6 +93,7 @@ def _random_batch(g: torch.Generator) -> tuple[Tensor, int]:
     return ids, pad_id
 
 
+@checker(decoder_mask)
 def check_decoder_mask(fn: Callable[[Tensor, int], Tensor]) -> CheckResult:
     """fn(ids, pad_id) on fresh right-padded batches, against `course_lib.masks.decoder_mask`."""
     g = fresh_generator()
@@ -144,6 +147,7 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     return weights * row_ok
 
 
+@checker(_safe_mask, scaled_dot_product_attention)
 def check_masked_softmax(fn: Callable[[Tensor, Tensor], Tensor]) -> CheckResult:
     """fn(scores, mask) on fresh scores (B, T_q, T_k) and masks with at least one fully masked row."""
     g = fresh_generator()

@@ -15,9 +15,9 @@ import torch
 
 from ..attention import MultiHeadAttention
 from ..layers import DecoderLayer
-from ..model import TransformerConfig
+from ..model import Transformer, TransformerConfig
 from ..params import count_from_config, count_parameters
-from . import CheckResult, fresh_generator, run_trials
+from . import CheckResult, checker, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -52,6 +52,7 @@ def reference_cross_attention_shapes(B: int, S: int, T: int, d_model: int, n_hea
         }
 
 
+@checker()
 def check_cross_attention_shapes(shapes: Callable[[int, int, int, int, int], dict]) -> CheckResult:
     """`shapes(B, S, T, d_model, n_heads)` against a real cross-attention, on fresh random sizes."""
     g = fresh_generator()
@@ -98,6 +99,7 @@ def check_cross_attention_shapes(shapes: Callable[[int, int, int, int, int], dic
     )
 
 
+@checker(count_parameters, DecoderLayer)
 def check_decoder_layer_params(count: Callable[[int, int], int]) -> CheckResult:
     """`count(d_model, d_ff)` against the parameters of a real `DecoderLayer`."""
     g = fresh_generator()
@@ -135,6 +137,7 @@ def check_decoder_layer_params(count: Callable[[int, int], int]) -> CheckResult:
     )
 
 
+@checker(count_from_config, count_parameters, Transformer)
 def check_model_params(count: Callable[..., int]) -> CheckResult:
     """`count(vocab_size, d_model, d_ff, n_layers, share_embeddings, tie_output)` against
     `count_from_config` (itself tested against the parameters of a built `Transformer`)."""

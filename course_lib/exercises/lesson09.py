@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..data import EOS, PAD, SOS
-from ..schedule import transformer_lr
-from . import CheckResult, compare, fresh_generator, run_trials
+from ..data import EOS, PAD, SOS, make_batch
+from ..losses import cross_entropy, label_smoothing_loss
+from ..schedule import make_scheduler, transformer_lr
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -50,6 +51,7 @@ def _reference_io(targets: Tensor, lengths: list[int]) -> tuple[Tensor, Tensor]:
     return tgt_in, tgt_out
 
 
+@checker(make_batch)
 def check_teacher_forcing(fn: Callable[[Tensor], tuple[Tensor, Tensor]]) -> CheckResult:
     """The decoder's input and output for teacher forcing, on fresh padded batches."""
     g = fresh_generator()
@@ -103,6 +105,7 @@ def _smoothed_over_wrong_classes(logits: Tensor, target: Tensor, eps: float) -> 
     return -(q * logp).sum(-1)[target != PAD].mean()
 
 
+@checker(label_smoothing_loss, cross_entropy, F.cross_entropy)
 def check_label_smoothing(fn: Callable[[Tensor, Tensor, float], Tensor]) -> CheckResult:
     """Against `F.cross_entropy(label_smoothing=eps, ignore_index=PAD)`, with padding and a
     class whose probability underflows to 0."""
@@ -157,6 +160,7 @@ def check_label_smoothing(fn: Callable[[Tensor, Tensor, float], Tensor]) -> Chec
     )
 
 
+@checker(transformer_lr, make_scheduler)
 def check_warmup_lr(fn: Callable[[int, int, int], float]) -> CheckResult:
     """Equation (3) at random steps, including the warm-up, the peak and the decay."""
     g = fresh_generator()

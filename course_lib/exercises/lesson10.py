@@ -7,9 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..decode import greedy_decode, next_token_distribution
+from ..decode import generate, greedy_decode, next_token_distribution, sample
 from ..model import Transformer, TransformerConfig
-from . import CheckResult, compare, fresh_generator, run_trials
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 SOS, EOS, PAD = 1, 2, 0
 
@@ -40,6 +40,7 @@ def _until_eos(row: list[int], eos: int) -> list[int]:
     return row[: row.index(eos) + 1] if eos in row else row
 
 
+@checker(greedy_decode, generate)
 def check_greedy_decode(fn: Callable[..., Tensor]) -> CheckResult:
     """fn(model, src, sos_id, eos_id, max_len) -> ids (B, L): the tokens after SOS, row by
     row up to and including EOS (what comes after a row's EOS is not checked)."""
@@ -93,6 +94,7 @@ def check_greedy_decode(fn: Callable[..., Tensor]) -> CheckResult:
     )
 
 
+@checker(next_token_distribution, sample)
 def check_temperature_softmax(fn: Callable[[Tensor, float], Tensor]) -> CheckResult:
     """fn(logits (..., V), temperature) -> probabilities softmax(logits / temperature)."""
     g = fresh_generator()
@@ -115,6 +117,7 @@ def check_temperature_softmax(fn: Callable[[Tensor, float], Tensor]) -> CheckRes
     return run_trials("temperature", [trial] * 5, "softmax(z / τ) matches on fresh logits and temperatures.")
 
 
+@checker(next_token_distribution, sample)
 def check_top_p_filter(fn: Callable[[Tensor, float], Tensor]) -> CheckResult:
     """fn(probs (V,), p) -> the distribution restricted to the smallest set of most probable
     tokens whose total mass is >= p, renormalised to sum to 1."""

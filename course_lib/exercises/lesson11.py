@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 
+from ..device import pick_device
+from ..flops import approx_training_flops
 from ..model import Transformer, TransformerConfig
-from . import CheckResult, fresh_generator, run_trials
+from . import CheckResult, checker, fresh_generator, run_trials
 
 
 def reference_training_hours(
@@ -21,6 +23,7 @@ def reference_training_hours(
     return 6 * n_params * n_tokens / (n_gpus * flops_per_gpu * utilisation) / 3600
 
 
+@checker(approx_training_flops)
 def check_training_hours(fn: Callable[[float, float, int, float, float], float]) -> CheckResult:
     """fn(n_params, n_tokens, n_gpus, flops_per_gpu, utilisation) -> hours of training."""
     g = fresh_generator()
@@ -73,6 +76,7 @@ def reference_choose_device(cuda: bool, mps: bool, prefer: str | None = None) ->
     return "cuda" if cuda else "mps" if mps else "cpu"
 
 
+@checker(pick_device)
 def check_choose_device(fn: Callable[..., str]) -> CheckResult:
     """fn(cuda: bool, mps: bool, prefer: str | None = None) -> 'cuda' | 'mps' | 'cpu'; a
     preference that cannot be met (or is no device name) raises ValueError."""
@@ -110,6 +114,7 @@ def check_choose_device(fn: Callable[..., str]) -> CheckResult:
     )
 
 
+@checker()
 def check_checkpoint_roundtrip(fn: Callable[[Transformer, Path], Transformer]) -> CheckResult:
     """fn(model, path) -> a NEW model rebuilt from a file written at `path`, which must load
     with torch.load(path, weights_only=True)."""

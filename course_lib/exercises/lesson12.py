@@ -19,7 +19,7 @@ import torch
 
 from ..data import EOS, SOS
 from ..tokenizer import N_BASE, BPETokenizer, merge_pair, pretokenize, to_byte_ids
-from . import CheckResult, fresh_generator, run_trials
+from . import CheckResult, checker, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -60,6 +60,7 @@ def _first_difference(got: list[int], want: list[int]) -> str:
     return f"first difference at position {i}: got {g}, expected {w}"
 
 
+@checker(merge_pair)
 def check_merge(fn: Callable[[list[int], tuple[int, int], int], list[int]]) -> CheckResult:
     """One merge step on fresh random id sequences, overlapping pairs included."""
     g = fresh_generator()
@@ -231,6 +232,7 @@ _HINTS = {
 }
 
 
+@checker(BPETokenizer.encode, BPETokenizer.encode_chunk)
 def check_encode(fn: Callable[[str, list[tuple[int, int]]], list[int]]) -> CheckResult:
     """Encoding with a given merge table, against the library, on fresh random text."""
     g = fresh_generator()

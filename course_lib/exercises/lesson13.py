@@ -17,9 +17,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..gpt import GPT, GPTBlock, GPTConfig, greedy
+from ..gpt import GPT, GPTBlock, GPTConfig, generate, greedy
 from ..masks import causal_mask
-from . import CheckResult, compare, fresh_generator, run_trials
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -38,6 +38,7 @@ def _random_block(g: torch.Generator) -> GPTBlock:
     return block
 
 
+@checker(GPTBlock.forward)
 def check_block(fn: Callable[[GPTBlock, Tensor, Tensor | None], Tensor]) -> CheckResult:
     """The decoder-only block's forward on fresh random blocks and inputs, causal mask included."""
     g = fresh_generator()
@@ -72,6 +73,7 @@ def _random_gpt(g: torch.Generator) -> GPT:
     return model
 
 
+@checker(greedy, generate)
 def check_generate(fn: Callable[[GPT, Tensor, int], Tensor]) -> CheckResult:
     """Greedy generation with the KV cache on fresh random models and prompts."""
     g = fresh_generator()
