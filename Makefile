@@ -16,7 +16,7 @@ help:
 	@echo "make lab      start JupyterLab on the lessons (creates .venv on first use)"
 	@echo "make test     lint, unit tests, every notebook under strict nbval, browser tests"
 	@echo "make execute  re-run every notebook in place in a fresh kernel (authors)"
-	@echo "make student  write student copies of the notebooks (solutions removed) to student/"
+	@echo "make student  student copies with nbgrader (solutions become stubs) in student/; docs/grading.md"
 	@echo "make bench    run the benchmarks, print the table, write docs/benchmarks.md"
 	@echo "make corpus   freeze the lessons' prose into assets/corpus.txt (lesson 12's text; authors)"
 	@echo "make slides   reveal.js slides of every lesson in build/slides/ (offline; open index.html)"

@@ -99,26 +99,44 @@ Each measured on this machine (2 shared cores) when it was made, contenders inte
    The paper's schedule stays the default, because lessons 09-11 teach equation (3) and the
    shipped checkpoint (3,000 steps) was trained with it; the table's row 2 measures both.
 
+4. **Row 2 measured by the rules** (benchmarks/convergence.py, course_lib/data.py). Until then
+   the row compared clocks that included evaluation (the course evaluates with its KV cache, the
+   baseline re-runs the prefix), stopped on held-out *test* accuracy, used one seed, and compared
+   with an `nn.Transformer` that has two extra LayerNorms and its own initialisation; the recipe
+   had been chosen among the variants above by looking at test accuracy. Now both tasks have a
+   validation split (a hash bucket of its own: 80 / 10 / 10), runs stop on validation and score
+   the test split once, evaluation has its own clock, and three fresh seeds give a median and a
+   range; the recipe is measured on the course's own model with the same initial weights, and
+   model and recipe together against the stock `nn.Transformer`. The old figure for the dates,
+   0.46x, became 0.44x (seeds 0.41-0.60) for the recipe and 0.60x against the stock model.
+5. **A decoding step without per-layer checks** (course_lib/validate.py `inputs_checked`,
+   course_lib/decode.py `generate`, row 5). The loop checks what the caller gives once; then each
+   step fed the model its own outputs and still re-checked every tensor in every layer (types,
+   shapes, dtypes, devices, the cache's consistency, and the token ids, which means reading them
+   back from a GPU). Inside the loop those checks now return at once (tests/test_fast_decoding.py:
+   the lean step equals the checked one bit for bit, and a strategy's ids are still checked against
+   the vocabulary). Under the profiler: 82 ms -> 65 ms for 128 cached tokens at batch 1, one
+   thread. Row 5 now also measures each setting on one thread: the matmuls of one token are too
+   small to gain from a second thread, and on a shared machine a second thread can cost more
+   than it saves (the `one_thread()` context of course_lib.device does this for a caller).
+
 ## What stands in the way of the missed targets
 
-* **Row 2, reversal (0.63-0.82x, target 0.5x).** Every recipe tried learns reversal in a sudden
-  transition between steps 100 and 250 (0% to 99% exact match within about 75 steps);
-  the plain Adam at 1e-3 is already among the quickest, and higher peaks or shorter
-  warm-ups made it later, not earlier (table above). With the same batch size for both,
-  what is left to the course's side is a 0.85-0.9x cheaper training step (row 4) and a
-  cheaper evaluation (KV cache), 0.6-0.8x together depending on where the
-  evaluations catch each transition. Halving the time would need half the
-  updates, which no schedule tried gives; a smaller batch for the course's side alone
-  would, but would no longer compare recipes on the same data.
-* **Row 5 at batch 1 (2.7-2.9x, target 5x; met at batch 8, 5.3-5.4x).** The cache removes 99% of the
-  FLOPs (129x fewer), but at batch 1 a decoding step of the final model (d_model 128,
-  2 layers) costs about 1.2 ms of per-operation overhead (about 60 module calls, 17 tiny
-  matmuls, 4 attention kernels of ~20-30 us each, the cache's concatenations) and only
-  microseconds of arithmetic, with or without the cache; the uncached run's extra work is
-  about 0.7 s over 256 tokens. A 5x speed-up needs the per-token overhead below about
-  0.5 ms, i.e. fewer Python-level operations per step (a compiled or fused decoder step),
-  not fewer FLOPs. As soon as the arithmetic counts (8 sources at once, as in evaluation
-  and beam search) the speed-up passes 5x, and it grows with batch and length.
+* **Row 2, dates against the stock nn.Transformer (0.60x, target 0.5x; the recipe alone: 0.44x,
+  met).** The stock model needs 650 steps on every seed, the course's model with the plain recipe
+  700-950: torch's own initialisation and its final LayerNorms suit the plain recipe better than
+  the course's initialisation does, and its step is faster on this machine (fused kernels), so
+  against it the recipe's halving of the steps (350 against 650) is worth 0.60x of the time.
+* **Row 2, reversal (0.88x for the recipe, 1.28x against the stock model; target 0.5x).** Every
+  contender learns reversal in a sudden transition between steps 150 and 250 (0% to 99% within
+  about 100 steps), and evaluating every 50 steps puts them all at 200-300 steps: the course's
+  recipe needs 250-300, the same model with the plain recipe 250-300, the stock model 200.
+  Earlier tuning (the table above) found no schedule that moves the transition much earlier, and
+  no further tuning was tried here (any would have to be done on the validation split, with
+  fresh seeds). The target is not met, and this is not a recipe that halves the time on this task.
+* **Row 9, the GPT training step (1.19x of torch's TransformerEncoderLayer stack, target 1.05x).**
+  The course's block runs its attention through `MultiHeadAttention`'s own projections and
+  checks, torch's layer through its fused fast path; the gap was not worked on this time.
 * **Row 7** needs a CUDA device; none was available to this run. The code path
   (benchmarks/gpu.py) is exercised on the CPU by the smoke test, with bf16 autocast, and
   was compiled with torch.compile on the CPU once. `check_token_ids`

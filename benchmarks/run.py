@@ -52,6 +52,7 @@ class Context:
     notebooks: list[Path]
     cap_steps: int
     extra: dict[str, str] = field(default_factory=dict)  # details for the doc, by heading
+    runs: list[dict] = field(default_factory=list)  # the runs whose rows the doc shows
 
 
 # --- the model the course trains last (lesson 11 / the training command) ----------------
@@ -172,14 +173,19 @@ ROWS: dict[int, Callable[[Context], list[Line]]] = {
 
 # --- the report ------------------------------------------------------------------------
 def render(lines: list[Line], ctx: Context, machine: dict[str, str], seconds: float, argv: list[str]) -> str:
-    shown = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")]
-    command = " ".join(["python -m benchmarks.run", *shown])
     met = [ln for ln in lines if ln.met is not None]
+    runs = ctx.runs or [this_run(lines, argv, seconds)]
     parts = [
         "# Benchmarks",
         "",
-        f"Produced by `{command}` (`make bench`) on {dt.date.today().isoformat()}, "
-        f"in {fmt_seconds(seconds)}{' (quick mode: tiny sizes, not the real figures)' if ctx.quick else ''}.",
+        f"Produced by `make bench` (`python -m benchmarks.run`){' in quick mode: tiny sizes, not the real figures' if ctx.quick else ''}:",
+        "",
+        *[
+            f"* {'row' if len(r['rows']) == 1 else 'rows'} {', '.join(map(str, r['rows']))}: `{r['command']}` "
+            f"on {r['date']}, in {fmt_seconds(r['seconds'])}"
+            for r in runs
+        ],
+        "",
         f"Targets met: {sum(ln.met for ln in met)} of {len(met)}.",
         "",
         "## Machine",
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     if ctx.quick:  # tiny sizes: the figures check the machinery, they are not the real ones
         lines = [replace(ln, met=None) for ln in lines]
     print(markdown_table(lines))
+    ctx.runs = [this_run(lines, argv, seconds)]
     if out is not None:
         if args.keep_other_rows:
             lines = merge_with_saved(out, rows, lines, ctx)
@@ -272,9 +279,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def this_run(lines: list[Line], argv: list[str], seconds: float) -> dict:
+    """Which rows a run measured, with its command, date and duration."""
+    shown = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")]
+    return {
+        "rows": sorted({ln.row for ln in lines}),
+        "command": " ".join(["python -m benchmarks.run", *shown]),
+        "date": dt.date.today().isoformat(),
+        "seconds": seconds,
+    }
+
+
 def saved_form(lines: list[Line], ctx: Context) -> dict:
-    """The table's lines and the per-row details, so that a later run of some rows can keep the rest."""
-    return {"lines": [asdict(ln) for ln in lines], "extra": ctx.extra}
+    """The table's lines, the per-row details and the runs, so that a later run of some rows can keep the rest."""
+    return {"lines": [asdict(ln) for ln in lines], "extra": ctx.extra, "runs": ctx.runs}
 
 
 def merge_with_saved(out: Path, rows: list[int], lines: list[Line], ctx: Context) -> list[Line]:
@@ -288,6 +306,8 @@ def merge_with_saved(out: Path, rows: list[int], lines: list[Line], ctx: Context
         if not any(heading.startswith(f"Row {r}:") for r in rows):
             ctx.extra.setdefault(heading, text)
     ctx.extra = dict(sorted(ctx.extra.items(), key=lambda kv: kv[0]))
+    earlier = [{**r, "rows": [x for x in r["rows"] if x not in rows]} for r in saved.get("runs", [])]
+    ctx.runs = [r for r in earlier if r["rows"]] + ctx.runs
     return sorted(kept + lines, key=lambda ln: ln.row)
 
 

@@ -495,3 +495,24 @@ def test_the_bank_has_no_sentence_of_the_learner_notes():
         )
         shared = windows(text) & notes
         assert not shared, f"{q.id} repeats the learner notes: {' '.join(next(iter(shared)))}"
+
+
+# --- the quizzes are in the lessons -------------------------------------------------------------
+
+
+def _lesson_code(path) -> str:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def test_every_lesson_shows_its_exit_quiz_and_its_misconceptions():
+    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+    assert notebooks
+    code = {p.name[:2]: _lesson_code(p) for p in notebooks}
+    for lesson, text in code.items():
+        assert f'quiz_for("{lesson}", "exit")' in text, f"lesson {lesson} has no exit quiz cell"
+    for key, m in bank.MISCONCEPTIONS.items():
+        placed = [n for n in m.lessons if n in code and f'misconception="{key}"' in code[n]]
+        assert placed, f"no lesson among {m.lessons} asks about the misconception {key!r}"

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .. import flash, retention
-from . import CheckResult, compare, fresh_generator, run_trials
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -93,6 +93,7 @@ def _unpack(out: object) -> tuple[Tensor, Tensor, Tensor] | str:
     return tuple(out)  # type: ignore[return-value]
 
 
+@checker(flash.online_softmax_update, flash.online_softmax_attention, label="online softmax step")
 def check_online_softmax_step(fn: Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Any]) -> CheckResult:
     """fn(m, l, acc, scores, v) -> (m_new, l_new, acc_new) on fresh random blocks."""
     g = fresh_generator()
@@ -190,6 +191,13 @@ _RETENTION = {
 }
 
 
+@checker(
+    retention.retention_parallel,
+    retention.retention_recurrent,
+    retention.retention_chunkwise,
+    retention.retention_step,
+    label="recurrent retention",
+)
 def check_retention_recurrent(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Any]) -> CheckResult:
     """fn(q, k, v, gammas) -> (out, state) on fresh random heads, compared with the parallel form."""
     g = fresh_generator()
