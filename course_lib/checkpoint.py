@@ -331,11 +331,11 @@ def checkpoint_info(path: str | Path = DATES_CHECKPOINT) -> dict:
     """Step, sizes and stored metrics of a checkpoint, as plain data (for a notebook to print)."""
     ckpt = load_checkpoint(path)
     extra = ckpt.get("extra", {})
-    n = sum(
-        v.numel()
-        for k, v in ckpt["model"].items()
-        if k != "generator.weight" or not ckpt["model_config"]["tie_output"]
-    )
+    cfg = ckpt["model_config"]
+    shared = {"generator.weight"} if cfg.get("tie_output") else set()  # the same tensor as an embedding
+    if cfg.get("share_embeddings"):
+        shared.add("tgt_embed.weight")  # one table for source and target
+    n = sum(v.numel() for k, v in ckpt["model"].items() if k not in shared)
     return {
         "step": ckpt["step"],
         "task": extra.get("task"),

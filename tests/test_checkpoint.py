@@ -150,3 +150,14 @@ def test_model_only_checkpoint_warns_on_resume(tmp_path):
         again = Trainer.load(tmp_path / "weights.pt", "cpu")
     assert again.step == 2
     assert torch.equal(again.model.generator.weight, trainer.model.generator.weight)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_info_counts_a_shared_table_once(tmp_path, share):
+    from course_lib.model import Transformer, TransformerConfig
+
+    model = Transformer(TransformerConfig(13, 13, d_model=16, n_heads=2, d_ff=32, share_embeddings=share))
+    vocab = get_task("reversal").src_vocab  # 13 ids
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, vocab, vocab)
+    assert checkpoint_info(path)["parameters"] == sum(p.numel() for p in model.parameters())
