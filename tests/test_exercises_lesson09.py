@@ -5,7 +5,13 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.data import EOS, PAD, SOS
-from course_lib.exercises.lesson09 import check_label_smoothing, check_teacher_forcing, check_warmup_lr
+from course_lib.exercises.lesson09 import (
+    check_label_smoothing,
+    check_teacher_forcing,
+    check_train_step,
+    check_warmup_lr,
+)
+from course_lib.losses import label_smoothing_loss
 
 
 # --- teacher forcing -----------------------------------------------------------------------
@@ -143,3 +149,56 @@ def test_warmup_shows_a_small_relative_error():
 def test_warmup_catches_wrong_exponent():
     r = check_warmup_lr(lambda s, d, w: d**-0.5 * min(s**-0.5, s * w**-0.5))
     assert not r.passed and "warm-up" in r.message and "expected" in r.message
+
+
+# --- one training step ----------------------------------------------------------------------
+def train_step(model, optimizer, src, tgt_in, tgt_out, epsilon, clip_norm, **wrong):
+    model.train()
+    logp = model(src, tgt_in).log_softmax(-1)  # (B, T, V)
+    nll = -logp.gather(-1, tgt_out[..., None]).squeeze(-1)  # (B, T)
+    per_token = (1 - epsilon) * nll + epsilon * (-logp.mean(-1)) if not wrong.get("no_smoothing") else nll
+    loss = per_token.mean() if wrong.get("pad_counted") else per_token[tgt_out != PAD].mean()
+    if not wrong.get("no_zero_grad"):
+        optimizer.zero_grad()
+    loss.backward()
+    if not wrong.get("no_clip"):
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    if not wrong.get("no_step"):
+        optimizer.step()
+    if wrong.get("zero_grad_after"):
+        optimizer.zero_grad()
+    return loss.item()
+
+
+def test_train_step_checker():
+    r = check_train_step(train_step, repeat=2)
+    assert r.passed and str(r).startswith("✅"), r.message
+    for wrong, words in [
+        ("no_smoothing", "plain cross-entropy"),
+        ("pad_counted", "real tokens only"),
+        ("no_clip", "not clipped"),
+        ("no_zero_grad", "zero_grad() first"),
+        ("no_step", "optimizer.step()"),
+        ("zero_grad_after", "before loss.backward()"),
+    ]:
+        r = check_train_step(lambda *a, w=wrong: train_step(*a, **{w: True}))
+        assert not r.passed and words in r.message, (wrong, r.message)
+    r = check_train_step(lambda *a: torch.tensor([1.0, 2.0]))
+    assert not r.passed and "number" in r.message
+
+
+def test_train_step_checker_refuses_the_library():
+    def with_library_loss(model, optimizer, src, tgt_in, tgt_out, epsilon, clip_norm):
+        loss = label_smoothing_loss(model(src, tgt_in), tgt_out, epsilon)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def with_torch_loss(model, optimizer, src, tgt_in, tgt_out, epsilon, clip_norm):
+        logits = model(src, tgt_in)
+        return F.cross_entropy(logits.flatten(0, 1), tgt_out.flatten(), label_smoothing=epsilon).item()
+
+    for answer in (with_library_loss, with_torch_loss):
+        r = check_train_step(answer)
+        assert not r.passed and "write it yourself" in r.message

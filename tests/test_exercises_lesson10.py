@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from course_lib.exercises.lesson10 import check_greedy_decode, check_temperature_softmax, check_top_p_filter
+from course_lib.decode import beam_hypotheses, length_penalty
+from course_lib.exercises.lesson10 import (
+    check_beam_search,
+    check_greedy_decode,
+    check_temperature_softmax,
+    check_top_p_filter,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest.py
 
@@ -80,3 +86,42 @@ def test_top_p_checker():
     assert not res and "renormalise" in res.message
     res = check_top_p_filter(lambda probs, p: probs)
     assert not res and "keep the" in res.message
+
+
+def right_beam(next_log_probs, sos_id, eos_id, max_len, beam_size, alpha, penalty=True, start=False):
+    live, finished = [([], 0.0)], []  # live: (tokens, log P); finished: (score, tokens)
+    for _ in range(max_len):
+        step = next_log_probs(torch.tensor([[sos_id] + t for t, _ in live]))  # (n, V)
+        V = step.size(-1)
+        total = (torch.tensor([lp for _, lp in live])[:, None] + step).view(-1)
+        top, idx = total.topk(min(beam_size - len(finished), total.numel()))
+        new_live = []
+        for s, i in zip(top.tolist(), idx.tolist()):
+            b, w = divmod(i, V)
+            toks = live[b][0] + [w]
+            if w == eos_id:
+                finished.append((s / ((5 + len(toks)) / 6) ** (alpha if penalty else 0.0), toks))
+            else:
+                new_live.append((toks, s))
+        live = new_live
+        if not live:
+            break
+    best = max(finished)[1] if finished else max(live, key=lambda h: h[1])[0]
+    return [sos_id] + best if start else best
+
+
+def test_beam_search_checker():
+    res = check_beam_search(right_beam, repeat=2)
+    assert res and str(res).startswith("✅")
+    res = check_beam_search(lambda *a: right_beam(*a, penalty=False))
+    assert not res and "raw log P" in res.message and "(5 + |Y|) / 6" in res.message
+    res = check_beam_search(lambda f, s, e, n, k, a: right_beam(f, s, e, n, 1, a), repeat=4)
+    # greedy's output can also be the best by the raw log P: either hint is then right
+    assert not res and ("beam_size best" in res.message or "raw log P" in res.message)
+    res = check_beam_search(lambda *a: right_beam(*a, start=True))
+    assert not res and "start token" in res.message
+    res = check_beam_search(lambda *a: right_beam(*a)[:-1] + [0])
+    assert not res and "should be" in res.message
+    for cheat in (beam_hypotheses, lambda f, s, e, n, k, a: length_penalty(n, a)):
+        res = check_beam_search(cheat)
+        assert not res and "write it yourself" in res.message

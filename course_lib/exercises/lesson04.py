@@ -4,6 +4,8 @@ check_split_merge(split_heads, merge_heads)   split_heads(x, n_heads): (B, T, d_
                                               merge_heads(x): (B, h, T, d_k) -> (B, T, d_model)
 check_attention_params(count)                 count(d_model, n_heads, bias) -> int
 check_ov_circuit(ov)                          ov(mha, i) -> W^V_i W^O_i, (d_model, d_model)
+check_attention_step(step)                    step(mha, x_new, cache) -> (B, 1, d_model), one position at a
+                                              time with a KV cache, against the full causal forward
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from .. import params as _params
-from ..attention import MultiHeadAttention
+from ..attention import KVCache, MultiHeadAttention, scaled_dot_product_attention
 from ..heads import ov_circuit
+from ..masks import causal_mask
 from ..params import attention_params
 from . import CheckResult, checker, compare, fresh_generator, run_trials
 
@@ -166,4 +170,64 @@ def check_ov_circuit(ov: Callable[[MultiHeadAttention, int], Tensor]) -> CheckRe
         "OV circuit",
         [trial] * 4,
         "W^V_i W^O_i matches on 4 fresh attention blocks: one d_model x d_model matrix of rank <= d_k per head.",
+    )
+
+
+@checker(
+    MultiHeadAttention,
+    KVCache,
+    scaled_dot_product_attention,
+    nn.MultiheadAttention,
+    F.multi_head_attention_forward,
+    F.scaled_dot_product_attention,
+    label="attention with a KV cache",
+)
+def check_attention_step(step: Callable[[MultiHeadAttention, Tensor, dict], Tensor]) -> CheckResult:
+    """step(mha, x_new (B, 1, d_model), cache {"k", "v"}) -> (B, 1, d_model), called once per
+    position; the outputs together must equal mha's full causal forward, and after t calls the
+    cache must hold (B, h, t, d_k) keys and values."""
+    g = fresh_generator()
+
+    def trial() -> str | None:
+        B, T, h, d_k = _randint(g, 1, 3), _randint(g, 4, 8), _randint(g, 2, 4), _randint(g, 2, 5)
+        d_model = h * d_k
+        with torch.random.fork_rng():
+            torch.manual_seed(_randint(g, 0, 2**31 - 2))
+            mha = MultiHeadAttention(d_model, h).double().eval()
+        x = torch.randn(B, T, d_model, generator=g, dtype=torch.float64)
+        with torch.no_grad():
+            full = mha(x, mask=causal_mask(T))  # (B, T, d_model): every position at once, causal
+            k_all = mha.split_heads(mha.w_k(x))  # (B, h, T, d_k)
+            cache: dict = {"k": None, "v": None}
+            where = f"(B={B}, T={T}, h={h}, d_k={d_k})"
+            for t in range(T):
+                got = step(mha, x[:, t : t + 1].clone(), cache)
+                hint = compare(
+                    got, full[:, t : t + 1], f"the output at step {t} {where}", atol=1e-9, rtol=1e-7
+                )
+                ck = cache.get("k") if isinstance(cache, dict) else None
+                if not isinstance(ck, Tensor) or ck.shape != (B, h, t + 1, d_k):
+                    shape = tuple(ck.shape) if isinstance(ck, Tensor) else ck
+                    return (
+                        f"after step {t} cache['k'] should hold the keys of all {t + 1} positions seen, "
+                        f"(B, h, {t + 1}, d_k) = {(B, h, t + 1, d_k)}, got {shape}: append the new key and "
+                        f"value to the cache and store them back"
+                    )
+                if not torch.allclose(ck.double(), k_all[:, :, : t + 1], atol=1e-9):
+                    return f"after step {t} cache['k'] does not hold the projected keys x W^K of positions 0..{t}"
+                if hint is not None:
+                    if t > 0 and isinstance(got, Tensor) and got.shape == full[:, t : t + 1].shape:
+                        alone = mha(x[:, t : t + 1])  # the new position attending to itself only
+                        if torch.allclose(got.double(), alone, atol=1e-9):
+                            return (
+                                f"step {t}'s output uses only the new position's key and value: the new query "
+                                f"must attend to every cached key, itself included"
+                            )
+                    return hint
+        return None
+
+    return run_trials(
+        "attention with a KV cache",
+        [trial] * 3,
+        "one position at a time with the cache gives the full causal forward, to round-off. Well done!",
     )

@@ -5,6 +5,8 @@ check_cross_attention_shapes(shapes)   shapes(B, S, T, d_model, n_heads) -> dict
 check_decoder_layer_params(count)      count(d_model, d_ff) -> parameters of one decoder layer
 check_model_params(count)              count(vocab_size, d_model, d_ff, n_layers, share_embeddings,
                                        tie_output) -> parameters of the whole Transformer
+check_decoder_layer(fn)                fn(layer, x, memory, src_keep) -> a post-LN decoder layer's output
+                                       from its weights, against DecoderLayer and nn.TransformerDecoderLayer
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-from ..attention import MultiHeadAttention
-from ..layers import DecoderLayer
+from ..attention import MultiHeadAttention, copy_mha_to_torch, scaled_dot_product_attention
+from ..layers import DecoderLayer, FeedForward, LayerNorm
+from ..masks import causal_mask
 from ..model import Transformer, TransformerConfig
 from ..params import count_from_config, count_parameters
-from . import CheckResult, checker, fresh_generator, run_trials
+from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -188,4 +193,95 @@ def check_model_params(count: Callable[..., int]) -> CheckResult:
         "Transformer parameters",
         [trial(*c) for c in cases],
         "right on 4 fresh configs, with and without shared embeddings and a tied output layer.",
+    )
+
+
+def _torch_decoder_layer(ours: DecoderLayer) -> nn.TransformerDecoderLayer:
+    """PyTorch's decoder layer with `ours`' weights (post-LN, no dropout, float64)."""
+    d_model, h, d_ff = ours.self_attn.d_model, ours.self_attn.n_heads, ours.ff.w_1.out_features
+    theirs = nn.TransformerDecoderLayer(d_model, h, d_ff, dropout=0.0, batch_first=True).double().eval()
+    with torch.no_grad():
+        copy_mha_to_torch(ours.self_attn, theirs.self_attn)
+        copy_mha_to_torch(ours.cross_attn, theirs.multihead_attn)
+        for mine, their in ((ours.ff.w_1, theirs.linear1), (ours.ff.w_2, theirs.linear2)):
+            their.weight.copy_(mine.weight)
+            their.bias.copy_(mine.bias)
+        for i in (1, 2, 3):
+            getattr(theirs, f"norm{i}").weight.copy_(getattr(ours, f"norm{i}").gamma)
+            getattr(theirs, f"norm{i}").bias.copy_(getattr(ours, f"norm{i}").beta)
+    return theirs
+
+
+@checker(
+    DecoderLayer,
+    MultiHeadAttention,
+    FeedForward,
+    LayerNorm,
+    scaled_dot_product_attention,
+    nn.TransformerDecoderLayer,
+    nn.TransformerDecoder,
+    nn.MultiheadAttention,
+    F.multi_head_attention_forward,
+    F.scaled_dot_product_attention,
+    label="decoder layer",
+)
+def check_decoder_layer(fn: Callable[[DecoderLayer, Tensor, Tensor, Tensor], Tensor]) -> CheckResult:
+    """fn(layer, x (B, T, d_model), memory (B, S, d_model), src_keep (B, S) bool) -> (B, T, d_model):
+    the post-LN decoder layer computed from `layer`'s weights, against course_lib's DecoderLayer
+    and PyTorch's nn.TransformerDecoderLayer on the same weights, in float64."""
+    g = fresh_generator()
+
+    def trial() -> str | None:
+        B, S, T = _randint(g, 2, 4), _randint(g, 3, 7), _randint(g, 3, 7)
+        h, d_k = _randint(g, 2, 4), _randint(g, 2, 5)
+        d_model, d_ff = h * d_k, _randint(g, 8, 24)
+        with torch.random.fork_rng():
+            torch.manual_seed(_randint(g, 0, 2**31 - 2))
+            layer = DecoderLayer(d_model, h, d_ff, dropout=0.0).double().eval()
+            with torch.no_grad():  # gamma and beta away from 1 and 0, so that a mix-up cannot hide
+                for norm in (layer.norm1, layer.norm2, layer.norm3):
+                    norm.gamma.add_(0.3 * torch.randn(d_model, dtype=torch.float64))
+                    norm.beta.add_(0.3 * torch.randn(d_model, dtype=torch.float64))
+        x = torch.randn(B, T, d_model, generator=g, dtype=torch.float64)
+        memory = torch.randn(B, S, d_model, generator=g, dtype=torch.float64)
+        lengths = torch.randint(1, S + 1, (B,), generator=g)
+        lengths[0] = S - 1  # at least one row with padding
+        src_keep = torch.arange(S)[None, :] < lengths[:, None]  # (B, S) True = a real source token
+        causal, mem_mask = causal_mask(T), src_keep[:, None, None, :]
+        with torch.no_grad():
+            expected = layer(x, memory, causal, mem_mask)
+            ref = _torch_decoder_layer(layer)(
+                x, memory, tgt_mask=~causal, memory_key_padding_mask=~src_keep
+            )  # torch's masks: True = blocked
+            assert torch.allclose(expected, ref, atol=1e-10), "course_lib and torch disagree"
+            got = fn(layer, x.clone(), memory.clone(), src_keep.clone())
+        where = f"(B={B}, T={T}, S={S}, d_model={d_model}, h={h})"
+        hint = compare(got, ref, f"the output {where}", atol=1e-8, rtol=1e-6)
+        if hint is None or not isinstance(got, Tensor) or got.shape != ref.shape:
+            return hint
+        got = got.detach().double()
+
+        def close(y: Tensor) -> bool:
+            return torch.allclose(got, y, atol=1e-8, rtol=1e-6)
+
+        with torch.no_grad():
+            pre = DecoderLayer(d_model, h, d_ff, dropout=0.0, norm_first=True).double().eval()
+            pre.load_state_dict(layer.state_dict())
+            if close(pre(x, memory, causal, mem_mask)):
+                return (
+                    "that is a pre-LN layer (x + Sublayer(LayerNorm(x))); the paper's layer is post-LN: "
+                    "x = LayerNorm(x + Sublayer(x)) after each of the three sublayers"
+                )
+            if close(layer(x, memory, None, mem_mask)):
+                return "position i sees the positions after it: mask self-attention with the causal mask"
+            if close(layer(x, memory, causal, None)):
+                return "padded source positions receive attention: mask cross-attention's keys with src_keep"
+            if close(layer(x, memory, None, None)):
+                return "no masks used: self-attention needs the causal mask, cross-attention src_keep"
+        return hint
+
+    return run_trials(
+        "decoder layer",
+        [trial] * 3,
+        "equal to course_lib's DecoderLayer and PyTorch's nn.TransformerDecoderLayer (float64). Well done!",
     )

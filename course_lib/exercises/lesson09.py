@@ -8,20 +8,26 @@ check_label_smoothing(fn)   fn(logits (N, V), target (N,), epsilon) -> scalar: t
                             included), as Szegedy et al. (2016) define it and F.cross_entropy computes;
                             the epsilon / (V - 1) convention gets a hint of its own
 check_warmup_lr(fn)         fn(step, d_model, warmup) -> float: equation (3) of the paper
+check_train_step(fn)        fn(model, optimizer, src, tgt_in, tgt_out, epsilon, clip_norm) -> loss: one
+                            training step (teacher-forced forward, label-smoothed loss over real tokens,
+                            backward, clipping, Adam), against a reference step on a copy of the model
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data import EOS, PAD, SOS, make_batch
 from ..losses import cross_entropy, label_smoothing_loss
+from ..model import Transformer, TransformerConfig
 from ..schedule import make_scheduler, transformer_lr
+from ..train import Trainer
 from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
@@ -183,4 +189,126 @@ def check_warmup_lr(fn: Callable[[int, int, int], float]) -> CheckResult:
 
     return run_trials(
         "warm-up schedule", [trial for _ in range(4)], "equation (3) at 20 fresh random points."
+    )
+
+
+def _step_case(g: torch.Generator) -> tuple[Transformer, tuple[Tensor, Tensor, Tensor], float]:
+    """A small random float64 model (no dropout) and a padded batch (src, tgt_in, tgt_out)."""
+    V = _randint(g, 8, 16)
+    cfg = TransformerConfig(
+        V, V, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, d_ff=32, dropout=0.0, max_len=16
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(_randint(g, 0, 2**31 - 2))
+        model = Transformer(cfg).double()
+    B, S, T = _randint(g, 2, 4), _randint(g, 3, 7), _randint(g, 2, 6)
+    src, _ = _padded_targets(g, B, S, V)
+    tgt_in, tgt_out = _reference_io(*_padded_targets(g, B, T, V))
+    eps = round(float(torch.empty(1).uniform_(0.05, 0.3, generator=g)), 3)
+    return model, (src, tgt_in, tgt_out), eps
+
+
+def _adam(model: nn.Module) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-9)
+
+
+def _reference_step(model, optimizer, batch, eps: float, clip_norm: float) -> tuple[float, list[Tensor]]:  # noqa: ANN001
+    """The step as Trainer.train_step takes it; returns the loss and the gradients before clipping."""
+    src, tgt_in, tgt_out = batch
+    model.train()
+    loss = label_smoothing_loss(model(src, tgt_in), tgt_out, eps)  # masks built from PAD, causal
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    raw = [p.grad.clone() for p in model.parameters()]
+    nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    optimizer.step()
+    return loss.item(), raw
+
+
+def _loss_hint(got: float, logits: Tensor, tgt_out: Tensor, eps: float) -> str | None:
+    """Name the usual slip when the returned loss is one of the known wrong ones."""
+    flat, y = logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1)
+
+    def near(value: Tensor) -> bool:
+        return abs(got - float(value)) < 1e-7 * max(1.0, abs(float(value)))
+
+    if near(F.cross_entropy(flat, y, ignore_index=PAD)):
+        return "the loss is the plain cross-entropy: smooth the target with epsilon"
+    if near(F.cross_entropy(flat, y, label_smoothing=eps)):
+        return "the positions whose target is PAD count in your loss: average over the real tokens only"
+    keep = y != PAD
+    if near(_smoothed_over_wrong_classes(flat[keep], y[keep], eps)):
+        return (
+            "spread epsilon over all V classes (epsilon / V each, the correct one included), as in exercise 2"
+        )
+    return None
+
+
+@checker(
+    Trainer, Trainer.train_step, label_smoothing_loss, cross_entropy, F.cross_entropy, nn.CrossEntropyLoss
+)
+def check_train_step(fn: Callable[..., float]) -> CheckResult:
+    """fn(model, optimizer, src, tgt_in, tgt_out, epsilon, clip_norm) -> the loss (a number), with
+    the clipped gradients left in .grad and the weights updated by optimizer.step(); compared with
+    a reference step on a copy of the same model, after one earlier step (so Adam has a state)."""
+    g = fresh_generator()
+
+    def trial() -> str | None:
+        model, batch, eps = _step_case(g)
+        ref = copy.deepcopy(model)
+        opt, ref_opt = _adam(model), _adam(ref)
+        for m, o in ((model, opt), (ref, ref_opt)):  # one earlier step, identical on both
+            _reference_step(m, o, batch, eps, clip_norm=1.0)
+        before = [p.detach().clone() for p in model.parameters()]
+        probe = copy.deepcopy(ref)  # a clip threshold below the gradient norm, so that clipping matters
+        logits = probe(*batch[:2])  # (B, T, V) before the step
+        loss = label_smoothing_loss(logits, batch[2], eps)
+        grads = torch.autograd.grad(loss, list(probe.parameters()), allow_unused=True)
+        norm = float(torch.sqrt(sum((gr**2).sum() for gr in grads if gr is not None)))
+        clip_norm = round(norm * float(torch.empty(1).uniform_(0.3, 0.7, generator=g)), 4)
+        stale = [p.grad.clone() for p in model.parameters()]  # the earlier step's gradients
+        src, tgt_in, tgt_out = (t.clone() for t in batch)
+        got = fn(model, opt, src, tgt_in, tgt_out, eps, clip_norm)
+        expected, raw = _reference_step(ref, ref_opt, batch, eps, clip_norm)
+        where = f"(epsilon={eps}, clip_norm={clip_norm})"
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            return f"return the loss as a number (loss.item()), got {type(got).__name__}"
+        if not math.isclose(got, expected, rel_tol=1e-7, abs_tol=1e-9):
+            hint = _loss_hint(got, logits.detach(), batch[2], eps)
+            return hint or f"the loss should be {expected:.6f}, yours is {got:.6f} {where}"
+        params = list(model.parameters())
+        if any(p.grad is None for p in params):
+            return (
+                "some gradients are missing after your step: zero the old ones before loss.backward() "
+                "(not after optimizer.step()), so that the clipped gradients stay in .grad"
+            )
+        ref_grads = [p.grad for p in ref.parameters()]
+
+        def same(xs: list[Tensor], ys: list[Tensor]) -> bool:
+            return all(torch.allclose(x, y, atol=1e-10, rtol=1e-7) for x, y in zip(xs, ys))
+
+        got_grads = [p.grad for p in params]
+        if not same(got_grads, ref_grads):
+            if same(got_grads, raw):
+                return f"the gradients are not clipped: scale them so that their total norm is at most {clip_norm}"
+            summed = [a + b for a, b in zip(raw, stale)]
+            total = float(torch.sqrt(sum((s**2).sum() for s in summed)))
+            clipped = [s * min(1.0, clip_norm / (total + 1e-6)) for s in summed]
+            if same(got_grads, summed) or same(got_grads, clipped):
+                return (
+                    "the earlier step's gradients were added to this step's: call optimizer.zero_grad() first"
+                )
+            return f"the gradients in .grad differ from the reference step's {where}"
+        if same([p.detach() for p in params], before):
+            return "the weights did not change: finish with optimizer.step()"
+        if not same([p.detach() for p in params], [p.detach() for p in ref.parameters()]):
+            return f"the weights after your step differ from the reference step's {where}"
+        return None
+
+    return run_trials(
+        "training step",
+        [trial] * 2,
+        "same loss, same clipped gradients and same weights after Adam as the reference step. Well done!",
     )

@@ -1,13 +1,22 @@
-"""Checkers for lesson 10 (inference): greedy decoding, temperature, top-p."""
+"""Checkers for lesson 10 (inference): greedy decoding, temperature, top-p, beam search."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from ..decode import generate, greedy_decode, next_token_distribution, sample
+from ..decode import (
+    beam_hypotheses,
+    beam_search,
+    generate,
+    greedy_decode,
+    length_penalty,
+    next_token_distribution,
+    sample,
+)
 from ..model import Transformer, TransformerConfig
 from . import CheckResult, checker, compare, fresh_generator, run_trials
 
@@ -144,3 +153,108 @@ def check_top_p_filter(fn: Callable[[Tensor, float], Tensor]) -> CheckResult:
         return compare(got, expected, f"the top-p distribution with p = {p:.2f}")
 
     return run_trials("top-p", [trial] * 8, "you keep the smallest nucleus whose mass reaches p.")
+
+
+def _beam_model(g: torch.Generator) -> Transformer:
+    """A random model whose end-of-sequence token competes with the others: outputs of varied lengths."""
+    model = _random_model(g)
+    with torch.no_grad():  # flatter distributions and a likelier EOS
+        out = torch.nn.Linear(model.cfg.d_model, model.cfg.tgt_vocab_size)
+        out.weight.copy_(model.generator.weight * 0.5)
+        out.bias.zero_()
+        out.bias[EOS] = 1.0
+        out.bias[PAD] = out.bias[SOS] = -30.0  # never generated (a PAD would be masked as padding)
+        model.generator = out
+    return model
+
+
+def _next_log_probs(model: Transformer, src: Tensor) -> Callable[[Tensor], Tensor]:
+    src_mask = torch.ones(1, 1, 1, src.size(1), dtype=torch.bool)
+    with torch.no_grad():
+        memory = model.encode(src, src_mask)  # (1, S, d_model)
+
+    def next_log_probs(prefixes: Tensor) -> Tensor:
+        """prefixes (n, t) of ids, each starting with SOS -> log-probabilities of the next token (n, V)."""
+        if not isinstance(prefixes, Tensor) or prefixes.dim() != 2 or prefixes.dtype != torch.long:
+            raise ValueError("next_log_probs takes the live prefixes as a LongTensor of ids (n, t)")
+        if not bool((prefixes[:, 0] == SOS).all()):
+            raise ValueError("every prefix given to next_log_probs must start with sos_id")
+        with torch.no_grad():
+            h = model.decode(prefixes, memory.expand(prefixes.size(0), -1, -1), src_mask)  # (n, t, d)
+            return F.log_softmax(model.generator(h[:, -1]).float(), dim=-1)  # (n, V)
+
+    return next_log_probs
+
+
+def _alpha_that_matters(model: Transformer, src: Tensor, kw: dict) -> float | None:
+    """An alpha for which the length penalty changes the winner (the search itself does not
+    depend on alpha: only the final ranking of the finished hypotheses does)."""
+    hyps = beam_hypotheses(model, src, SOS, EOS, kw["max_len"], kw["beam_size"], 0.0)
+    done = [h for h in hyps if h.finished]
+    for alpha in (0.6, 1.0, 1.5, 2.0, 3.0):
+        scores = sorted(
+            ((h.logprob / length_penalty(len(h.tokens), alpha), h.tokens) for h in done), reverse=True
+        )
+        if len(scores) > 1 and scores[0][1] != done[0].tokens and scores[0][0] - scores[1][0] > 1e-3:
+            return alpha
+    return None
+
+
+def _best(model: Transformer, src: Tensor, kw: dict) -> list[int]:
+    return beam_hypotheses(model, src, SOS, EOS, kw["max_len"], kw["beam_size"], kw["alpha"])[0].tokens
+
+
+@checker(beam_hypotheses, beam_search, length_penalty, label="beam search")
+def check_beam_search(fn: Callable[..., list[int]]) -> CheckResult:
+    """fn(next_log_probs, sos_id, eos_id, max_len, beam_size, alpha) -> the best output's ids
+    (a list, without SOS, ending with EOS when finished), ranked by GNMT's length penalty."""
+    g = fresh_generator()
+
+    def make_trial(alpha_matters: bool) -> Callable[[], str | None]:
+        def trial() -> str | None:
+            for _ in range(60 if alpha_matters else 1):  # first trial: alpha changes the winner
+                model = _beam_model(g)
+                S = int(torch.randint(3, 9, (1,), generator=g))
+                src = torch.randint(3, model.cfg.src_vocab_size, (1, S), generator=g)
+                kw = {
+                    "max_len": int(torch.randint(4, 11, (1,), generator=g)),
+                    "beam_size": int(torch.randint(2, 5, (1,), generator=g)),
+                    "alpha": round(float(torch.empty(1).uniform_(0.5, 2.0, generator=g)), 2),
+                }
+                if alpha_matters:
+                    alpha = _alpha_that_matters(model, src, kw)
+                    if alpha is None:
+                        continue
+                    kw["alpha"] = alpha
+                break
+            expected = _best(model, src, kw)
+            got = fn(_next_log_probs(model, src), SOS, EOS, kw["max_len"], kw["beam_size"], kw["alpha"])
+            if isinstance(got, Tensor):
+                got = got.flatten().tolist()
+            if not isinstance(got, (list, tuple)) or not all(isinstance(t, int) for t in got):
+                return f"return the best output as a list of ids, got {type(got).__name__}"
+            got = list(got)
+            if got == expected:
+                return None
+            setting = f"(beam_size={kw['beam_size']}, alpha={kw['alpha']}, max_len={kw['max_len']})"
+            if got[:1] == [SOS] and got[1:] == expected:
+                return "leave the start token out of the result: return only the generated tokens"
+            if got == _best(model, src, {**kw, "alpha": 0.0}):
+                return (
+                    f"your output {got} is the best by the raw log P; with the length penalty the best is "
+                    f"{expected} {setting}: rank finished hypotheses by log P / ((5 + |Y|) / 6) ** alpha"
+                )
+            if got == _best(model, src, {**kw, "beam_size": 1}):
+                return (
+                    f"your output {got} is greedy decoding's; beam search finds {expected} {setting}: keep the "
+                    f"beam_size best candidates over all live hypotheses at every step"
+                )
+            return f"the best output should be {expected}, yours is {got} {setting}"
+
+        return trial
+
+    return run_trials(
+        "beam search",
+        [make_trial(True), make_trial(False), make_trial(False)],
+        "the same best output as the library's beam search, length penalty included. Well done!",
+    )
