@@ -15,62 +15,13 @@ course_lib.translation): the exercise is to write it.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
-from types import CodeType
 from typing import Any
 
 import torch
 
 from .. import bleu, translation
 from . import CheckResult, checker, compare, fresh_generator, run_trials
-
-_LIBRARY: dict[CodeType, str] = {
-    bleu.modified_precision_counts.__code__: "bleu.modified_precision_counts",
-    bleu.ngram_counts.__code__: "bleu.ngram_counts",
-    bleu.corpus_bleu.__code__: "bleu.corpus_bleu",
-    bleu.bleu_from_counts.__code__: "bleu.bleu_from_counts",
-    translation.average_state_dicts.__code__: "translation.average_state_dicts",
-    translation.average_checkpoints.__code__: "translation.average_checkpoints",
-}
-
-
-class _UsesLibrary(Exception):
-    pass
-
-
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    """fn(*args), watching (sys.setprofile) for a call into the library's own version."""
-    called: list[str] = []
-
-    def watch(frame, event, arg):  # noqa: ANN001
-        if event == "call" and frame.f_code in _LIBRARY:
-            called.append(_LIBRARY[frame.f_code])
-
-    previous = sys.getprofile()
-    sys.setprofile(watch)
-    try:
-        result = fn(*args)
-    finally:
-        sys.setprofile(previous)
-    if called:
-        raise _UsesLibrary(called[0])
-    return result
-
-
-def _checked(name: str, trials: list[Callable[[], str | None]], success: str) -> CheckResult:
-    def guard(trial: Callable[[], str | None]) -> Callable[[], str | None]:
-        def run() -> str | None:
-            try:
-                return trial()
-            except _UsesLibrary as e:
-                return (
-                    f"your function calls course_lib's own {e.args[0]}: the exercise is to write it yourself"
-                )
-
-        return run
-
-    return run_trials(name, [guard(t) for t in trials], success)
 
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
@@ -95,7 +46,7 @@ def check_modified_precision(fn: Callable[[list[str], list[str], int], Any]) -> 
             hyp, ref = _tokens(g, lo, 12, vocab), _tokens(g, 1, 12, vocab)
             for n in range(1, 5):
                 want = bleu.modified_precision_counts(hyp, ref, n)
-                got = _call(fn, list(hyp), list(ref), n)
+                got = fn(list(hyp), list(ref), n)
                 if not isinstance(got, (tuple, list)) or len(got) != 2:
                     return f"return a pair (matches, total), got {got!r}"
                 if tuple(int(x) for x in got) != want:
@@ -107,7 +58,7 @@ def check_modified_precision(fn: Callable[[list[str], list[str], int], Any]) -> 
 
         return run
 
-    return _checked(
+    return run_trials(
         "modified n-gram precision",
         [trial(0), trial(0), trial(1), trial(3), trial(5)],
         "clipped matches and totals agree on random sentences, repeats and empty hypotheses included.",
@@ -129,7 +80,7 @@ def check_average(fn: Callable[[list[dict]], Any]) -> CheckResult:
             for _ in range(k)
         ]
         copies = [{n: t.clone() for n, t in s.items()} for s in states]
-        got = _call(fn, copies)
+        got = fn(copies)
         if not isinstance(got, dict) or set(got) != set(states[0]):
             return f"return a dict with the keys {sorted(states[0])}, got {type(got).__name__}"
         for name in shapes:
@@ -146,7 +97,7 @@ def check_average(fn: Callable[[list[dict]], Any]) -> CheckResult:
                 return "your function changed the checkpoints it was given: build a new dict"
         return None
 
-    return _checked("checkpoint averaging", [trial] * 4, "the mean of every weight, on random checkpoints.")
+    return run_trials("checkpoint averaging", [trial] * 4, "the mean of every weight, on random checkpoints.")
 
 
 @checker(bleu.corpus_bleu, bleu.bleu_from_counts, bleu.modified_precision_counts, label="corpus BLEU")
@@ -162,7 +113,7 @@ def check_corpus_bleu(fn: Callable[[list[str], list[str]], Any]) -> CheckResult:
         refs = [" ".join(_tokens(g, 1, 14, vocab)) for _ in range(n)]
         hyps = [" ".join(_tokens(g, 0, 14, vocab)) for _ in range(n)]
         want = sacrebleu.corpus_bleu(hyps, [refs]).score
-        got = _call(fn, list(hyps), list(refs))
+        got = fn(list(hyps), list(refs))
         try:
             got = float(got)
         except (TypeError, ValueError):
@@ -173,13 +124,13 @@ def check_corpus_bleu(fn: Callable[[list[str], list[str]], Any]) -> CheckResult:
 
     def perfect() -> str | None:
         text = ["der Hund sieht die Katze .", "die Katze sieht den Hund nicht ."]
-        got = float(_call(fn, text, text))
+        got = float(fn(text, text))
         return (
             None
             if math.isclose(got, 100.0, rel_tol=1e-9)
             else f"identical text should score 100, got {got:.4f}"
         )
 
-    return _checked(
+    return run_trials(
         "corpus BLEU", [perfect] + [trial] * 6, "equal to sacrebleu.corpus_bleu on random corpora."
     )

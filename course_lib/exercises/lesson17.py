@@ -14,9 +14,7 @@ course_lib.retention): the exercise is to write it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from types import CodeType
 from typing import Any
 
 import torch
@@ -28,54 +26,6 @@ from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 def _randint(g: torch.Generator, lo: int, hi: int) -> int:
     return int(torch.randint(lo, hi + 1, (1,), generator=g))
-
-
-class _UsesLibrary(Exception):
-    pass
-
-
-def _call_without(codes: dict[CodeType, str], fn: Callable[..., Any], *args: Any) -> Any:
-    """fn(*args), watching (with sys.setprofile) for a call to one of the library's functions."""
-    called: list[str] = []
-
-    def watch(frame, event, arg):  # noqa: ANN001
-        if event == "call" and frame.f_code in codes:
-            called.append(codes[frame.f_code])
-
-    previous = sys.getprofile()
-    sys.setprofile(watch)
-    try:
-        result = fn(*args)
-    finally:
-        sys.setprofile(previous)
-    if called:
-        raise _UsesLibrary(called[0])
-    return result
-
-
-def _trials_without(codes: dict[CodeType, str], name: str, trials: list, success: str) -> CheckResult:
-    """run_trials, turning a call into the library into a friendly refusal."""
-
-    def guard(trial):  # noqa: ANN001, ANN202
-        def run() -> str | None:
-            try:
-                return trial()
-            except _UsesLibrary as e:
-                return (
-                    f"your function calls course_lib's own {e.args[0]}: the exercise is to write it "
-                    f"yourself, with torch operations"
-                )
-
-        return run
-
-    return run_trials(name, [guard(t) for t in trials], success)
-
-
-# --- one block of the online softmax -------------------------------------------------------------
-_FLASH = {
-    flash.online_softmax_update.__code__: "online_softmax_update",
-    flash.online_softmax_attention.__code__: "online_softmax_attention",
-}
 
 
 def _reference_step(m: Tensor, l: Tensor, acc: Tensor, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -128,7 +78,7 @@ def check_online_softmax_step(fn: Callable[[Tensor, Tensor, Tensor, Tensor, Tens
         if masked:
             s[0] = float("-inf")  # a row whose keys in this block are all masked
         want = _reference_step(*state, s, v)
-        got = _unpack(_call_without(_FLASH, fn, *(t.clone() for t in state), s.clone(), v.clone()))
+        got = _unpack(fn(*(t.clone() for t in state), s.clone(), v.clone()))
         if isinstance(got, str):
             return got
         for name, a, b in zip(("m", "l", "acc"), got, want):
@@ -155,7 +105,7 @@ def check_online_softmax_step(fn: Callable[[Tensor, Tensor, Tensor, Tensor, Tens
         m = torch.full((rows, 1), float("-inf"), dtype=torch.float64)
         l, acc = torch.zeros(rows, 1, dtype=torch.float64), torch.zeros(rows, d_v, dtype=torch.float64)
         for j in range(0, T, block):
-            got = _unpack(_call_without(_FLASH, fn, m, l, acc, s[:, j : j + block], v[j : j + block]))
+            got = _unpack(fn(m, l, acc, s[:, j : j + block], v[j : j + block]))
             if isinstance(got, str):
                 return got
             m, l, acc = got
@@ -171,8 +121,7 @@ def check_online_softmax_step(fn: Callable[[Tensor, Tensor, Tensor, Tensor, Tens
         chained,
         chained,
     ]
-    return _trials_without(
-        _FLASH,
+    return run_trials(
         "online softmax step",
         trials,
         "running max, sum and output are right, masked keys and empty rows included.",
@@ -180,15 +129,6 @@ def check_online_softmax_step(fn: Callable[[Tensor, Tensor, Tensor, Tensor, Tens
 
 
 # --- retention, token by token ---------------------------------------------------------------------
-_RETENTION = {
-    f.__code__: f.__name__
-    for f in (
-        retention.retention_parallel,
-        retention.retention_recurrent,
-        retention.retention_chunkwise,
-        retention.retention_step,
-    )
-}
 
 
 @checker(
@@ -212,7 +152,7 @@ def check_retention_recurrent(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Any
         want = retention.retention_parallel(q, k, v, gammas)
         powers = gammas[:, None] ** torch.arange(T - 1, -1, -1, dtype=torch.float64)  # (h, T): gamma^(T-1-m)
         want_state = torch.einsum("bhtk,bhtv,ht->bhkv", k, v, powers)
-        got = _call_without(_RETENTION, fn, q.clone(), k.clone(), v.clone(), gammas.clone())
+        got = fn(q.clone(), k.clone(), v.clone(), gammas.clone())
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             return f"return two tensors (out, state), got {type(got).__name__}"
         out, state = got
@@ -223,8 +163,7 @@ def check_retention_recurrent(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Any
             )
         return compare(state, want_state, "the final state S_T", atol=1e-10, rtol=1e-10)
 
-    return _trials_without(
-        _RETENTION,
+    return run_trials(
         "recurrent retention",
         [trial] * 5,
         "equal to the parallel form (Q K^T * D) V, and the state is right.",
