@@ -250,6 +250,46 @@ def _check_layout(path: Path, ckpt: object) -> dict:
     return ckpt
 
 
+def save_model_file(
+    path: str | Path,
+    fmt: str,
+    model: torch.nn.Module,
+    fields: dict | None = None,
+    verify: Callable[[Path], None] | None = None,
+) -> None:
+    """One model of the later lessons (GPT, induction) in its own format: `fmt`, its config
+    (`model.cfg.to_dict()`), its weights and plain-data `fields`, with a checksum, written
+    atomically (`verify` reads the temporary file back first). Refuses non-finite weights."""
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    bad = non_finite_weights(weights)
+    if bad:
+        raise NonFiniteWeightsError(f"refusing to save a model with non-finite weights to {path}: {bad[0]}")
+    ckpt = {"format": fmt, "model_config": model.cfg.to_dict(), "model": weights, **(fields or {})}
+    check_plain(ckpt)
+    ckpt["checksum"] = checkpoint_checksum(ckpt)
+    atomic_torch_save(ckpt, path, verify=verify)
+
+
+def read_model_file(
+    path: str | Path, fmt: str, what: str, keys: tuple[str, ...] = (), map_location: str = "cpu"
+) -> dict:
+    """A `save_model_file` file, read with weights_only=True and checked: its format, the `keys`
+    it must hold, its checksum and finite weights; a one-line ValueError otherwise."""
+    path = Path(path)
+    ckpt = _read(path, map_location)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise ValueError(f"{path} is not a course_lib {what} checkpoint (format {fmt!r})")
+    for key in ("model_config", "model", "checksum", *keys):
+        if key not in ckpt:
+            raise ValueError(f"{path} is missing {key!r}: not a complete {what} checkpoint")
+    if ckpt["checksum"] != checkpoint_checksum(ckpt):
+        raise ValueError(f"{path} fails its checksum: the file changed after it was written")
+    bad = non_finite_weights(ckpt["model"])
+    if bad:
+        raise NonFiniteWeightsError(f"{path} holds non-finite weights: {bad[0]}")
+    return ckpt
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint with `weights_only=True` and verify it.
 

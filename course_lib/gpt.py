@@ -40,14 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import KVCache, MultiHeadAttention, copy_mha_to_torch
-from .checkpoint import (
-    NonFiniteWeightsError,
-    _read,
-    atomic_torch_save,
-    check_plain,
-    checkpoint_checksum,
-    non_finite_weights,
-)
+from .checkpoint import read_model_file, save_model_file
 from .corpus import Corpus
 from .decode import _check_sampling, _eval_mode, next_token_distribution
 from .device import device_of
@@ -449,34 +442,13 @@ def save_gpt(path: str | Path, model: GPT, tokenizer: BPETokenizer, extra: dict 
     atomically by course_lib.checkpoint.atomic_torch_save. Refuses non-finite weights."""
     if not isinstance(model, GPT):
         raise InputTypeError(f"save_gpt expects a course_lib GPT, got {type(model).__name__}")
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    bad = non_finite_weights(weights)
-    if bad:
-        raise NonFiniteWeightsError(f"refusing to save a model with non-finite weights to {path}: {bad[0]}")
-    ckpt = {
-        "format": GPT_FORMAT,
-        "model_config": model.cfg.to_dict(),
-        "model": weights,
-        "tokenizer": tokenizer.to_dict(),
-        "extra": extra or {},
-    }
-    check_plain(ckpt)
-    ckpt["checksum"] = checkpoint_checksum(ckpt)
-    atomic_torch_save(ckpt, path)
+    save_model_file(path, GPT_FORMAT, model, {"tokenizer": tokenizer.to_dict(), "extra": extra or {}})
 
 
 def load_gpt(path: str | Path = GPT_CHECKPOINT, map_location: str = "cpu") -> tuple[GPT, BPETokenizer, dict]:
     """(model in eval mode, tokenizer, extra) from a `save_gpt` file, read with weights_only=True;
     a one-line ValueError for another format, a wrong checksum or non-finite weights."""
-    path = Path(path)
-    ckpt = _read(path, map_location)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != GPT_FORMAT:
-        raise ValueError(f"{path} is not a course_lib GPT checkpoint (format {GPT_FORMAT!r})")
-    if ckpt.get("checksum") != checkpoint_checksum(ckpt):
-        raise ValueError(f"{path} fails its checksum: the file changed after it was written")
-    bad = non_finite_weights(ckpt["model"])
-    if bad:
-        raise NonFiniteWeightsError(f"{path} holds non-finite weights: {bad[0]}")
+    ckpt = read_model_file(path, GPT_FORMAT, "GPT", ("tokenizer", "extra"), map_location)
     model = GPT(GPTConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     model.eval()

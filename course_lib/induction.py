@@ -44,14 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import MultiHeadAttention, keep_attention_weights
-from .checkpoint import (
-    NonFiniteWeightsError,
-    _read,
-    atomic_torch_save,
-    check_plain,
-    checkpoint_checksum,
-    non_finite_weights,
-)
+from .checkpoint import read_model_file, save_model_file
 from .heads import head_slice, ov_circuit, qk_circuit
 from .masks import causal_mask, to_torch_attn_mask
 from .validate import InputTypeError, check_divisible, check_int, check_tensor, check_token_ids
@@ -491,36 +484,13 @@ def save_induction(path: str | Path, model: AttentionOnlyTransformer, extra: dic
         raise InputTypeError(
             f"save_induction expects an AttentionOnlyTransformer, got {type(model).__name__}"
         )
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    bad = non_finite_weights(weights)
-    if bad:
-        raise NonFiniteWeightsError(f"refusing to save a model with non-finite weights to {path}: {bad[0]}")
-    ckpt = {
-        "format": INDUCTION_FORMAT,
-        "model_config": model.cfg.to_dict(),
-        "model": weights,
-        "extra": extra or {},
-    }
-    check_plain(ckpt)
-    ckpt["checksum"] = checkpoint_checksum(ckpt)
-    atomic_torch_save(ckpt, path, verify=lambda tmp: load_induction(tmp))
+    save_model_file(path, INDUCTION_FORMAT, model, {"extra": extra or {}}, verify=load_induction)
 
 
 def load_induction(path: str | Path = INDUCTION_CHECKPOINT) -> tuple[AttentionOnlyTransformer, dict]:
     """(model in eval mode, extra) from a `save_induction` file, read with weights_only=True; a
     one-line ValueError for another format, a wrong checksum or non-finite weights."""
-    path = Path(path)
-    ckpt = _read(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != INDUCTION_FORMAT:
-        raise ValueError(f"{path} is not a course_lib induction checkpoint (format {INDUCTION_FORMAT!r})")
-    for key in ("model_config", "model", "extra", "checksum"):
-        if key not in ckpt:
-            raise ValueError(f"{path} is missing {key!r}: not a complete induction checkpoint")
-    if ckpt["checksum"] != checkpoint_checksum(ckpt):
-        raise ValueError(f"{path} fails its checksum: the file changed after it was written")
-    bad = non_finite_weights(ckpt["model"])
-    if bad:
-        raise NonFiniteWeightsError(f"{path} holds non-finite weights: {bad[0]}")
+    ckpt = read_model_file(path, INDUCTION_FORMAT, "induction", ("extra",))
     model = AttentionOnlyTransformer(InductionConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.eval(), ckpt["extra"]
