@@ -62,6 +62,8 @@ def check_sinusoidal_encoding(pe: Callable[[int, int], Tensor]) -> CheckResult:
     """pe(max_len, d_model) against `course_lib.positional.sinusoidal_encoding` on fresh sizes."""
     g = fresh_generator()
     sizes = [(_randint(g, 20, 60), 2 * _randint(g, 4, 32))]  # long and wide enough to show mistakes
+    if sizes[0][0] == sizes[0][1]:  # not square, so that a transposed table shows in its shape
+        sizes[0] = (sizes[0][0] + 1, sizes[0][1])
     sizes += [(_randint(g, 1, 50), 2 * _randint(g, 1, 32)) for _ in range(3)]
 
     def trial(max_len: int, d: int) -> Callable[[], str | None]:

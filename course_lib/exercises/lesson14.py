@@ -40,10 +40,10 @@ def check_modified_precision(fn: Callable[[list[str], list[str], int], Any]) -> 
     """Clipped n-gram matches and the number of hypothesis n-grams, on fresh random sentences."""
     g = fresh_generator()
 
-    def trial(lo: int) -> Callable[[], str | None]:
+    def trial(lo: int, fixed: tuple[list[str], list[str]] | None = None) -> Callable[[], str | None]:
         def run() -> str | None:
             vocab = _randint(g, 2, len(_WORDS))  # few words: many repeated n-grams to clip
-            hyp, ref = _tokens(g, lo, 12, vocab), _tokens(g, 1, 12, vocab)
+            hyp, ref = fixed or (_tokens(g, lo, 12, vocab), _tokens(g, 1, 12, vocab))
             for n in range(1, 5):
                 want = bleu.modified_precision_counts(hyp, ref, n)
                 got = fn(list(hyp), list(ref), n)
@@ -60,7 +60,14 @@ def check_modified_precision(fn: Callable[[list[str], list[str], int], Any]) -> 
 
     return run_trials(
         "modified n-gram precision",
-        [trial(0), trial(0), trial(1), trial(3), trial(5)],
+        # first a case that needs clipping ("der" 3 times against once), then random ones
+        [
+            trial(0, ("der der der Hund sieht".split(), "der Hund".split())),
+            trial(0),
+            trial(1),
+            trial(3),
+            trial(5),
+        ],
         "clipped matches and totals agree on random sentences, repeats and empty hypotheses included.",
     )
 
@@ -70,8 +77,8 @@ def check_average(fn: Callable[[list[dict]], Any]) -> CheckResult:
     """The element-wise mean of random state dicts (float tensors averaged, integer ones kept)."""
     g = fresh_generator()
 
-    def trial() -> str | None:
-        k = _randint(g, 1, 5)
+    def trial(k_min: int = 2) -> str | None:
+        k = _randint(g, k_min, 5)
         shapes = {"w_q.weight": (_randint(g, 1, 4), _randint(g, 1, 4)), "bias": (_randint(g, 1, 5),)}
         steps = torch.tensor([_randint(g, 0, 9)])
         states = [
@@ -97,7 +104,15 @@ def check_average(fn: Callable[[list[dict]], Any]) -> CheckResult:
                 return "your function changed the checkpoints it was given: build a new dict"
         return None
 
-    return run_trials("checkpoint averaging", [trial] * 4, "the mean of every weight, on random checkpoints.")
+    return run_trials(
+        "checkpoint averaging",
+        [trial, trial, trial, lambda: trial(1)],  # one trial may hold a single checkpoint
+        "the mean of every weight, on random checkpoints.",
+    )
+
+
+_SHORT_REFS = ["der Hund sieht die Katze nicht .", "die Katze sieht den Hund und der Hund sieht die Katze ."]
+_SHORT_HYPS = ["der Hund sieht die Katze", "die Katze sieht den Hund ."]
 
 
 @checker(bleu.corpus_bleu, bleu.bleu_from_counts, bleu.modified_precision_counts, label="corpus BLEU")
@@ -107,11 +122,14 @@ def check_corpus_bleu(fn: Callable[[list[str], list[str]], Any]) -> CheckResult:
 
     g = fresh_generator()
 
-    def trial() -> str | None:
+    def trial(fixed: tuple[list[str], list[str]] | None = None) -> str | None:
         n = _randint(g, 1, 6)
         vocab = _randint(g, 3, len(_WORDS))
         refs = [" ".join(_tokens(g, 1, 14, vocab)) for _ in range(n)]
         hyps = [" ".join(_tokens(g, 0, 14, vocab)) for _ in range(n)]
+        if fixed is not None:
+            hyps, refs = fixed
+            n = len(hyps)
         want = sacrebleu.corpus_bleu(hyps, [refs]).score
         got = fn(list(hyps), list(refs))
         try:
@@ -132,5 +150,8 @@ def check_corpus_bleu(fn: Callable[[list[str], list[str]], Any]) -> CheckResult:
         )
 
     return run_trials(
-        "corpus BLEU", [perfect] + [trial] * 6, "equal to sacrebleu.corpus_bleu on random corpora."
+        "corpus BLEU",
+        # shorter than the references (brevity penalty), and the sentence scores' mean is not the corpus score
+        [perfect, lambda: trial((_SHORT_HYPS, _SHORT_REFS))] + [trial] * 5,
+        "equal to sacrebleu.corpus_bleu on random corpora.",
     )

@@ -28,9 +28,11 @@ def check_shard(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> CheckRe
     exactly one rank, keeps the rows whole, and gives the ranks sizes that differ by at most one."""
     g = fresh_generator()
 
-    def trial() -> str | None:
+    def trial(uneven: bool = False) -> str | None:
         n = int(torch.randint(2, 40, (), generator=g))
         world = int(torch.randint(1, min(n, 8) + 1, (), generator=g))
+        if uneven:  # a batch that does not split evenly: n = 7, 3 ranks
+            n, world = 7, 3
         ids = torch.randperm(1000, generator=g)[:n]
         x = torch.stack([ids, -ids], dim=1)  # (n, 2) rows with distinct ids
         shards = []
@@ -53,7 +55,11 @@ def check_shard(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> CheckRe
             return f"the ranks' shares should differ by at most one row, got sizes {sizes} for {n} rows"
         return None
 
-    return run_trials("sharding", [trial] * 8, "every row goes to exactly one rank, in balanced shares.")
+    return run_trials(
+        "sharding",
+        [lambda: trial(uneven=True)] + [trial] * 7,
+        "every row goes to exactly one rank, in balanced shares.",
+    )
 
 
 # --- the gradient all-reduce by hand --------------------------------------------------------------

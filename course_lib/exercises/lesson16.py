@@ -58,9 +58,11 @@ def _random_model(g: torch.Generator, max_len: int = 32) -> AttentionOnlyTransfo
     return model
 
 
-def _repeating(g: torch.Generator, vocab_size: int) -> tuple[Tensor, int]:
-    """(B, T) ids made of 2 or 3 copies of a random stretch, and the stretch's length."""
-    period, copies = _randint(g, 3, 9), _randint(g, 2, 3)
+def _repeating(g: torch.Generator, vocab_size: int, copies: int | None = None) -> tuple[Tensor, int]:
+    """(B, T) ids made of `copies` (default: 2 or 3 at random) copies of a random stretch, and the
+    stretch's length."""
+    period = _randint(g, 3, 9)
+    copies = _randint(g, 2, 3) if copies is None else copies
     first = torch.randint(0, vocab_size, (_randint(g, 1, 4), period), generator=g)
     return first.repeat(1, copies), period
 
@@ -99,9 +101,9 @@ def check_induction_scores(fn: Callable[[AttentionOnlyTransformer, Tensor, int],
     2 or 3 copies (so the period is not always T / 2)."""
     g = fresh_generator()
 
-    def trial() -> str | None:
+    def trial(copies: int | None = None) -> str | None:
         model = _random_model(g)
-        ids, period = _repeating(g, model.cfg.vocab_size)
+        ids, period = _repeating(g, model.cfg.vocab_size, copies)
         want = head_scores(model, ids, period)["induction"]
         got = fn(model, ids.clone(), period)
         L, h = model.cfg.n_layers, model.cfg.n_heads
@@ -122,7 +124,13 @@ def check_induction_scores(fn: Callable[[AttentionOnlyTransformer, Tensor, int],
 
     return run_trials(
         "induction scores",
-        [trial] * 5,
+        [
+            lambda: trial(3),
+            lambda: trial(2),
+            trial,
+            trial,
+            trial,
+        ],  # three copies at least once: T != 2 period
         "the same scores as the library on random models and repeating sequences.",
     )
 
