@@ -4,9 +4,7 @@ import torch
 
 from course_lib.attention import KVCache
 from course_lib.exercises.lesson04 import (
-    check_attention_params,
     check_attention_step,
-    check_ov_circuit,
     check_split_merge,
 )
 
@@ -67,74 +65,6 @@ def test_split_merge_explains_view_error():
 def test_split_merge_reports_an_exception_in_one_line():
     r = check_split_merge(lambda x, h: 1 / 0, merge_right)
     assert not r.passed and "ZeroDivisionError" in r.message and "\n" not in r.message
-
-
-# --- parameter count ---------------------------------------------------------------------
-def test_params_accepts_right_answer():
-    r = check_attention_params(lambda d, h, bias: 4 * d * d + (4 * d if bias else 0))
-    assert r.passed, r.message
-
-
-def test_params_catches_missing_bias():
-    r = check_attention_params(lambda d, h, bias: 4 * d * d)
-    assert not r.passed and "bias vectors" in r.message
-
-
-def test_params_catches_bias_when_there_is_none():
-    r = check_attention_params(lambda d, h, bias: 4 * d * d + 4 * d)
-    assert not r.passed and "bias=False" in r.message
-
-
-def test_params_catches_one_head_only():
-    r = check_attention_params(lambda d, h, bias: 4 * d * (d // h) + (4 * d if bias else 0))
-    assert not r.passed and "one head's share" in r.message
-
-
-def test_params_catches_dependence_on_heads():
-    r = check_attention_params(lambda d, h, bias: h * (4 * d * d + (4 * d if bias else 0)))
-    assert not r.passed and "does not depend on n_heads" in r.message
-
-
-def test_params_catches_missing_w_o_and_non_int():
-    r = check_attention_params(lambda d, h, bias: 3 * d * d + (3 * d if bias else 0))
-    assert not r.passed and "W_O is missing" in r.message
-    r = check_attention_params(lambda d, h, bias: "many")
-    assert not r.passed and "should return an int" in r.message
-
-
-# --- OV circuit --------------------------------------------------------------------------
-def ov_right(mha, i):
-    s = slice(i * mha.d_k, (i + 1) * mha.d_k)
-    return mha.w_v.weight[s, :].T @ mha.w_o.weight[:, s].T
-
-
-def test_ov_accepts_right_answer():
-    r = check_ov_circuit(ov_right)
-    assert r.passed, r.message
-
-
-def test_ov_catches_transpose():
-    r = check_ov_circuit(lambda mha, i: ov_right(mha, i).T)
-    assert not r.passed and "transpose" in r.message
-
-
-def test_ov_catches_wrong_w_o_slice():
-    def ov_rows(mha, i):
-        s = slice(i * mha.d_k, (i + 1) * mha.d_k)
-        return mha.w_v.weight[s, :].T @ mha.w_o.weight[s, :]
-
-    r = check_ov_circuit(ov_rows)
-    assert not r.passed and "W^O_i is the wrong slice" in r.message
-
-
-def test_ov_catches_wrong_head():
-    r = check_ov_circuit(lambda mha, i: ov_right(mha, (i + 1) % mha.n_heads))
-    assert not r.passed and "circuit for head" in r.message
-
-
-def test_ov_catches_full_width_product():
-    r = check_ov_circuit(lambda mha, i: mha.w_v.weight.T @ mha.w_o.weight.T)
-    assert not r.passed and "differs" in r.message
 
 
 def test_checkers_use_fresh_inputs(monkeypatch):

@@ -2,8 +2,6 @@
 
 check_split_merge(split_heads, merge_heads)   split_heads(x, n_heads): (B, T, d_model) -> (B, h, T, d_k)
                                               merge_heads(x): (B, h, T, d_k) -> (B, T, d_model)
-check_attention_params(count)                 count(d_model, n_heads, bias) -> int
-check_ov_circuit(ov)                          ov(mha, i) -> W^V_i W^O_i, (d_model, d_model)
 check_attention_step(step)                    step(mha, x_new, cache) -> (B, 1, d_model), one position at a
                                               time with a KV cache, against the full causal forward
 """
@@ -16,11 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import params as _params
 from ..attention import KVCache, MultiHeadAttention, scaled_dot_product_attention
-from ..heads import ov_circuit
 from ..masks import causal_mask
-from ..params import attention_params
 from . import CheckResult, checker, compare, fresh_generator, run_trials
 
 
@@ -83,93 +78,6 @@ def check_split_merge(
         "split_heads / merge_heads",
         [trial(*s) for s in shapes],
         "right on 4 fresh random shapes, and merge_heads undoes split_heads exactly.",
-    )
-
-
-@checker(attention_params, _params.per_head_attention_params)
-def check_attention_params(count: Callable[[int, int, bool], int]) -> CheckResult:
-    """count(d_model, n_heads, bias) against `course_lib.params.attention_params` on fresh sizes."""
-    g = fresh_generator()
-    cases = []
-    for bias in (True, False, True, False):
-        n_heads = _randint(g, 2, 16)
-        cases.append((n_heads * _randint(g, 2, 64), n_heads, bias))
-
-    def trial(d: int, h: int, bias: bool) -> Callable[[], str | None]:
-        def run() -> str | None:
-            got = count(d, h, bias)
-            if isinstance(got, float) and got.is_integer():
-                got = int(got)
-            if not isinstance(got, int):
-                return f"should return an int, got {type(got).__name__}"
-            expected = attention_params(d, bias)
-            if got == expected:
-                return None
-            b = d if bias else 0
-            d_k = d // h
-            where = f"for d_model={d}, n_heads={h}, bias={bias} you returned {got:,}, expected {expected:,}"
-            if bias and got == 4 * d * d:
-                return f"{where}: the four weight matrices are right; add their four bias vectors of d_model each"
-            if not bias and got == 4 * d * d + 4 * d:
-                return f"{where}: with bias=False there are no bias vectors"
-            if got == d * d + b:
-                return f"{where}: that is one projection; there are four (W_Q, W_K, W_V and W_O)"
-            if got == 3 * d * d + 3 * b:
-                return f"{where}: W_Q, W_K and W_V are there, but W_O is missing"
-            if got in (4 * d * d_k, 4 * d * d_k + 4 * d_k, 4 * d * d_k + 4 * b):
-                return f"{where}: that is one head's share; the {h} heads together fill d_model x d_model"
-            if got in (h * expected, h * 4 * d * d):
-                return (
-                    f"{where}: the heads split d_model into {h} slices of d_k={d_k}, "
-                    "they do not add width, so the count does not depend on n_heads"
-                )
-            return where
-
-        return run
-
-    return run_trials(
-        "attention parameter count",
-        [trial(*c) for c in cases],
-        "4·d_model² + 4·d_model with biases, 4·d_model² without, whatever n_heads is.",
-    )
-
-
-@checker(ov_circuit)
-def check_ov_circuit(ov: Callable[[MultiHeadAttention, int], Tensor]) -> CheckResult:
-    """ov(mha, i) against `course_lib.heads.ov_circuit` on fresh random attention blocks."""
-    g = fresh_generator()
-
-    def trial() -> str | None:
-        h = _randint(g, 2, 4)
-        d = h * _randint(g, 2, 6)
-        torch.manual_seed(_randint(g, 0, 2**31 - 2))
-        mha = MultiHeadAttention(d, h).double()
-        i = _randint(g, 0, h - 1)
-        with torch.no_grad():
-            got = ov(mha, i)
-            expected = ov_circuit(mha, i)
-            s = slice(i * mha.d_k, (i + 1) * mha.d_k)
-            wv_i = mha.w_v.weight.T[:, s]
-            if isinstance(got, Tensor) and got.shape == expected.shape:
-                if _same(got, expected.T):
-                    return (
-                        f"head {i}: you returned the transpose. In x @ W form the value map is "
-                        "W^V_i (d_model, d_k) followed by W^O_i (d_k, d_model)"
-                    )
-                if _same(got, wv_i @ mha.w_o.weight[s, :]):
-                    return (
-                        f"head {i}: W^O_i is the wrong slice. nn.Linear stores weight = W.T, so W^O_i = "
-                        "w_o.weight[:, s].T (rows s of W_O in x @ W form)"
-                    )
-                for j in range(h):
-                    if j != i and _same(got, ov_circuit(mha, j)):
-                        return f"you returned head {j}'s circuit for head {i}: the slice is i*d_k:(i+1)*d_k"
-        return compare(got, expected, f"ov(mha, {i}) with d_model={d}, n_heads={h}", atol=1e-10, rtol=1e-8)
-
-    return run_trials(
-        "OV circuit",
-        [trial] * 4,
-        "W^V_i W^O_i matches on 4 fresh attention blocks: one d_model x d_model matrix of rank <= d_k per head.",
     )
 
 

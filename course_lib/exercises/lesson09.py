@@ -7,7 +7,6 @@ check_label_smoothing(fn)   fn(logits (N, V), target (N,), epsilon) -> scalar: t
                             epsilon spread over all V classes (epsilon / V each, the correct one
                             included), as Szegedy et al. (2016) define it and F.cross_entropy computes;
                             the epsilon / (V - 1) convention gets a hint of its own
-check_warmup_lr(fn)         fn(step, d_model, warmup) -> float: equation (3) of the paper
 check_train_step(fn)        fn(model, optimizer, src, tgt_in, tgt_out, epsilon, clip_norm) -> loss: one
                             training step (teacher-forced forward, label-smoothed loss over real tokens,
                             backward, clipping, Adam), against a reference step on a copy of the model
@@ -26,7 +25,6 @@ from torch import Tensor, nn
 from ..data import EOS, PAD, SOS, make_batch
 from ..losses import cross_entropy, label_smoothing_loss
 from ..model import Transformer, TransformerConfig
-from ..schedule import make_scheduler, transformer_lr
 from ..train import Trainer
 from . import CheckResult, checker, compare, fresh_generator, run_trials
 
@@ -171,32 +169,6 @@ def check_label_smoothing(fn: Callable[[Tensor, Tensor, float], Tensor]) -> Chec
         "label smoothing",
         [case(False), case(False), case(True)],
         "equal to F.cross_entropy(label_smoothing=eps, ignore_index=PAD) on fresh logits, finite when a probability is 0.",
-    )
-
-
-@checker(transformer_lr, make_scheduler)
-def check_warmup_lr(fn: Callable[[int, int, int], float]) -> CheckResult:
-    """Equation (3) at random steps, including the warm-up, the peak and the decay."""
-    g = fresh_generator()
-
-    def trial() -> str | None:
-        d_model, warmup = 2 ** _randint(g, 4, 10), _randint(g, 10, 5000)
-        for step in (1, warmup // 2 + 1, warmup, warmup * 3, _randint(g, 1, 10 * warmup)):
-            want = transformer_lr(step, d_model, warmup)
-            got = float(fn(step, d_model, warmup))
-            if not math.isclose(got, want, rel_tol=1e-6):
-                where = "warm-up" if step < warmup else ("peak" if step == warmup else "decay")
-                rel = abs(got - want) / abs(want)
-                # 9 significant digits: a relative error of 1e-6 (the tolerance) still shows
-                return (
-                    f"lrate(step={step}, d_model={d_model}, warmup={warmup}) = {got:.9g}, expected {want:.9g} "
-                    f"(relative error {rel:.1e}, allowed 1e-06; in the {where}: "
-                    f"d_model^-0.5 * min(step^-0.5, step * warmup^-1.5))"
-                )
-        return None
-
-    return run_trials(
-        "warm-up schedule", [trial for _ in range(4)], "equation (3) at 20 fresh random points."
     )
 
 

@@ -1,4 +1,4 @@
-"""Checkers for lesson 10 (inference): greedy decoding, temperature, top-p, beam search."""
+"""Checkers for lesson 10 (inference): greedy decoding, top-p, beam search."""
 
 from __future__ import annotations
 
@@ -101,29 +101,6 @@ def check_greedy_decode(fn: Callable[..., Tensor]) -> CheckResult:
     return run_trials(
         "greedy decoding", [trial] * 3, "the encoder runs once and every token is the argmax. Well done!"
     )
-
-
-@checker(next_token_distribution, sample)
-def check_temperature_softmax(fn: Callable[[Tensor, float], Tensor]) -> CheckResult:
-    """fn(logits (..., V), temperature) -> probabilities softmax(logits / temperature)."""
-    g = fresh_generator()
-
-    def trial() -> str | None:
-        shape = (int(torch.randint(1, 5, (1,), generator=g)), int(torch.randint(3, 12, (1,), generator=g)))
-        logits = torch.randn(shape, generator=g) * 3
-        tau = float(torch.empty(1).uniform_(0.2, 4.0, generator=g))
-        got = fn(logits.clone(), tau)
-        expected = next_token_distribution(logits, temperature=tau)
-        if isinstance(got, Tensor) and got.shape == expected.shape:
-            if torch.allclose(got.float(), (logits * tau).softmax(-1), atol=1e-5):
-                return "you multiplied by the temperature: divide the logits by τ (τ < 1 sharpens)"
-            sums = got.float().sum(-1)
-            if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-                return "each row should be a probability distribution summing to 1: apply softmax over the last axis"
-        hint = compare(got, expected, f"softmax(logits / τ) with τ = {tau:.2f}")
-        return hint
-
-    return run_trials("temperature", [trial] * 5, "softmax(z / τ) matches on fresh logits and temperatures.")
 
 
 @checker(next_token_distribution, sample)
