@@ -111,6 +111,44 @@ def plan_problems(text: str) -> list[str]:
     return problems
 
 
+def grading_problems(text: str, notebooks: list[Path]) -> list[str]:
+    """Each lesson's "How to grade" table lists its exercises as the notebook has them: the number,
+    the checker(s) and the points, one row per exercise, no row for an exercise that is gone."""
+    import nbformat
+
+    from course_lib.student import exercises
+
+    sections = lesson_sections(text)
+    problems = []
+    for path in notebooks:
+        n = path.name[:2]
+        if n not in sections:
+            continue  # reported by missing_lessons
+        table = sections[n].split("#### How to grade", 1)[-1].split("\n##", 1)[0]
+        rows = [r for r in table_rows(table) if len(r) >= 3 and re.match(r"\d+\b", r[0])]
+        listed = {int(re.match(r"\d+", r[0]).group()): r for r in rows}
+        want = exercises(nbformat.read(path, as_version=4))
+        if len(rows) != len(want):
+            problems.append(
+                f"lesson {n}: the grading table has {len(rows)} exercises, the notebook {len(want)}"
+            )
+        for ex in want:
+            row = listed.get(ex.number)
+            if row is None:
+                problems.append(f"lesson {n}: exercise {ex.number} is not in the grading table")
+                continue
+            checkers = re.findall(r"`(check_\w+)`", row[1])
+            if sorted(checkers) != sorted(ex.checkers):
+                problems.append(
+                    f"lesson {n}, exercise {ex.number}: the table says {checkers}, the notebook {ex.checkers}"
+                )
+            if row[2] != f"{ex.points:g}":
+                problems.append(
+                    f"lesson {n}, exercise {ex.number}: the table says {row[2]} points, the notebook {ex.points:g}"
+                )
+    return problems
+
+
 def misconception_problems(text: str, lessons: list[str]) -> list[str]:
     sections = top_sections(text)
     if MAP_HEADING not in sections:
@@ -159,6 +197,11 @@ def test_every_misconception_is_mapped_to_a_lesson():
     assert misconception_problems(text, notebook_lessons()) == []
 
 
+def test_every_grading_table_matches_its_lessons_exercises():
+    notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert grading_problems(GUIDE.read_text(encoding="utf-8"), notebooks) == []
+
+
 def test_glossary_and_reading_list():
     sections = top_sections(GUIDE.read_text(encoding="utf-8"))
     terms = re.findall(r"^\*\*[^*]+\*\*:", sections["Glossary"], flags=re.MULTILINE)
@@ -188,3 +231,12 @@ def test_the_checks_catch_a_doctored_guide():
     assert misconception_problems(text.replace(row + "\n", ""), lessons) != []
     # a misconception mapped to a lesson whose section does not name it
     assert misconception_problems(text.replace(row, row.replace("| 08, 10 |", "| 08, 12 |")), lessons) != []
+    # a grading table that still lists a removed exercise, or gives other points
+    notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    row = next(line for line in lesson_sections(text)["12"].splitlines() if line.startswith("| 1 "))
+    assert any(
+        "lesson 12" in p
+        for p in grading_problems(text.replace(row, row.replace("| 2 |", "| 3 |")), notebooks)
+    )
+    extra = row.replace("| 1 ", "| 9 ", 1)
+    assert any("lesson 12" in p for p in grading_problems(text.replace(row, row + "\n" + extra), notebooks))
