@@ -31,9 +31,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NOTHING_TO_REFUSE = {
     ("00", "check_d_k"),
     ("00", "check_weights_shape"),
-    ("06", "check_ffn_share"),
     ("08", "check_cross_attention_shapes"),
-    ("11", "check_checkpoint_roundtrip"),
 }
 
 
@@ -196,3 +194,95 @@ def test_refusal_looks_through_closures_nesting_partials_and_runtime():
     assert library_calls(lambda x: f(x), [_lib_double]) == ["_lib_double"]
     assert library_calls(functools.partial(_lib_double), [_lib_double]) == ["_lib_double"]
     assert library_calls(lambda x: 2 * x, [_lib_double]) == []
+
+
+# --- class answers, and a stub called by another answer ---------------------------------------
+def _norm_checker():
+    import torch
+    import torch.nn.functional as F
+
+    from course_lib.layers import LayerNorm
+
+    @checker(LayerNorm, label="norm")
+    def check_norm(cls):
+        x = torch.randn(3, 4, dtype=torch.float64)
+        got = cls(4).double()(x)
+        want = F.layer_norm(x, (4,))
+        return ok("norm: right.") if torch.allclose(got, want) else fail("norm: wrong.")
+
+    return check_norm
+
+
+def test_a_class_answer_is_refused_when_it_is_built_on_or_calls_the_library():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    import course_lib.layers as layers
+    from course_lib.layers import LayerNorm
+
+    check_norm = _norm_checker()
+
+    class Right(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.d = d
+
+        def forward(self, x):
+            mean = x.mean(-1, keepdim=True)
+            return (x - mean) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
+
+    class Inherits(LayerNorm):
+        pass
+
+    class CallsIt(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.norm = LayerNorm(d)
+
+        def forward(self, x):
+            return self.norm(x)
+
+    def helper(d):  # the library reached through a helper of the learner's own
+        return LayerNorm(d)
+
+    class ViaHelper(CallsIt):
+        def __init__(self, d):
+            nn.Module.__init__(self)
+            self.norm = helper(d)
+
+    class Hidden(nn.Module):  # invisible to the static look: only the run-time watch sees it
+        def __init__(self, d):
+            super().__init__()
+            self.norm = getattr(layers, "Layer" + "Norm")(d)
+
+        def forward(self, x):
+            return self.norm(x)
+
+    assert check_norm(Right).passed
+    assert not check_norm(lambda d: lambda x: F.layer_norm(x, (d,))).message.endswith("write it yourself")
+    expected = {
+        LayerNorm: "you passed the library's LayerNorm itself",
+        Inherits: "your class is built on the library's LayerNorm",
+        CallsIt: "your class calls the library's LayerNorm",
+        ViaHelper: "your class calls the library's LayerNorm",
+        Hidden: "your class calls the library's LayerNorm",
+    }
+    for cls, why in expected.items():
+        r = check_norm(cls)
+        assert not r.passed and why in r.message and r.message.endswith("write it yourself"), (cls, r)
+
+
+def test_a_stub_called_by_another_answer_is_named():
+    def my_softmax(x):
+        raise NotImplementedError()
+
+    def my_attention(x):  # written, but it calls the unwritten exercise above
+        return my_softmax(x) * 2
+
+    def stub(x):
+        raise NotImplementedError()
+
+    r = check_double(my_attention)
+    assert not r.passed and "not written yet: `my_softmax`, which your answer calls" in r.message
+    assert str(check_double(stub)) == f"❌ double: {NOT_WRITTEN}"

@@ -91,8 +91,8 @@ def run_trials(
     for trial in trials:
         try:
             hint = trial()
-        except NotImplementedError:  # the stub, not written yet
-            return fail(f"{name}: {NOT_WRITTEN}")
+        except NotImplementedError as e:  # the stub, not written yet
+            return fail(f"{name}: {not_written(e)}")
         except Exception as e:  # the learner's code failed: say how, in one line
             return fail(f"{name}: your code raised {type(e).__name__}: {e}")
         if hint is not None:
@@ -105,7 +105,8 @@ def run_trials(
 # Every lesson's checker is wrapped by `checker(...)`, which adds three things to the plain check:
 #   1. an answer that only calls the course's own implementation of the asked-for thing is refused,
 #      statically (the names its code loads) and at run time (the library's code running on behalf
-#      of the learner's code, e.g. `block(x)` on a library module that was passed in);
+#      of the learner's code, e.g. `block(x)` on a library module that was passed in); a class answer
+#      is looked at whole: its bases, its methods and the learner's helpers they call;
 #   2. an unwritten exercise (the stub's `raise NotImplementedError()`) gets a friendly line;
 #   3. under nbgrader (NBGRADER_EXECUTION is "autograde" or "validate") a failed check raises
 #      AssertionError with the same one line, so that the graded test cell scores 0 and the line
@@ -120,6 +121,41 @@ _THIRD_PARTY = tuple(
     {os.path.abspath(p) for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"])}
     | {os.path.abspath(p) for p in (sysconfig.get_paths()["platlib"], os.path.dirname(torch.__file__))}
 )
+
+
+# the names of the functions (and a class answer's methods) that the running check was given
+_answer_names: set[str] = set()
+
+
+def not_written(e: NotImplementedError) -> str:
+    """The "not written yet" line; when the stub that raised is another of the learner's functions
+    (an earlier exercise that this answer calls), it names that function."""
+    tb, frame = e.__traceback__, None
+    while tb is not None:
+        frame, tb = tb.tb_frame, tb.tb_next
+    if frame is not None and _answer_names:
+        code = frame.f_code
+        own = not os.path.abspath(code.co_filename).startswith((_LIB_DIR + os.sep, *_THIRD_PARTY))
+        if own and code.co_name.isidentifier() and code.co_name not in _answer_names:
+            return (
+                f"not written yet: `{code.co_name}`, which your answer calls, still raises "
+                "NotImplementedError: write it first, then run this cell again"
+            )
+    return NOT_WRITTEN
+
+
+def _names_of(answer: object) -> set[str]:
+    while isinstance(answer, functools.partial):
+        answer = answer.func
+    if isinstance(answer, type):
+        return {
+            getattr(v, "__name__", "")
+            for c in answer.__mro__
+            if _own(c) and c is not object
+            for v in vars(c).values()
+        }
+    name = getattr(answer, "__name__", None)
+    return {name} if name else set()
 
 
 def grading() -> bool:
@@ -215,6 +251,63 @@ def library_calls(fn: object, refused: Iterable[object]) -> list[str]:
     return found
 
 
+# modules whose code is not the learner's (a class answer's bases and helpers are followed only
+# into the learner's own code)
+_NOT_OWN = frozenset({"torch", "course_lib", "builtins", "typing", "math", "numpy", "functools", "abc"})
+
+
+def _own(obj: object) -> bool:
+    """True for the learner's own code: not torch's, not the course's, not Python's."""
+    module = getattr(obj, "__module__", None) or "builtins"
+    return module.split(".")[0] not in _NOT_OWN
+
+
+def learner_functions(cls: type) -> list[types.FunctionType]:
+    """The functions a learner's class runs: its methods (its own bases' too, properties included)
+    and, followed by global name, the learner's other functions and classes they use."""
+    todo: list[object] = [c for c in cls.__mro__ if _own(c) and c is not object]
+    seen: set[int] = set()
+    out: list[types.FunctionType] = []
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, type):
+            for v in vars(obj).values():
+                v = v.fget if isinstance(v, property) else getattr(v, "__func__", v)
+                if isinstance(v, types.FunctionType):
+                    todo.append(v)
+            continue
+        if not isinstance(obj, types.FunctionType):
+            continue
+        out.append(obj)
+        for code in _nested_codes(obj.__code__):
+            for ins in dis.get_instructions(code):
+                if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                    value = obj.__globals__.get(ins.argval)
+                    if isinstance(value, types.FunctionType | type) and _own(value):
+                        todo.append(value)
+    return out
+
+
+def class_refusal(cls: type, refused: Iterable[object]) -> str | None:
+    """Why a learner's class answer is refused (it is, or is built on, or calls a refused library
+    object), or None."""
+    refused = list(refused)
+    for base in cls.__mro__:
+        for r in refused:
+            if base is r:
+                if base is cls:
+                    return f"you passed the library's {_label(r)} itself"
+                return f"your class is built on the library's {_label(r)}"
+    for fn in learner_functions(cls):
+        used = library_calls(fn, refused)
+        if used:
+            return f"your class calls the library's {used[0]}"
+    return None
+
+
 class _RunTimeWatch:
     """Records refused library code that the learner's code runs directly (not via other library code)."""
 
@@ -289,22 +382,31 @@ def checker(
 
 def _checked(check, name, refuses, args, kwargs, repeat) -> CheckResult:  # noqa: ANN001
     for a in args:
-        if callable(a):
+        if isinstance(a, type):
+            why = class_refusal(a, refuses)
+            if why:
+                return fail(f"{name}: {why}: write it yourself")
+        elif callable(a):
             used = library_calls(a, refuses)
             if used:
                 return fail(f"{name}: your function calls the library's {used[0]}: write it yourself")
     watch = _RunTimeWatch(refuses)
     watched = [watch.wrap(a) if callable(a) and not isinstance(a, type) else a for a in args]
+    # a class answer's methods run whenever the checker uses its instances: watch the whole check
+    run = watch.wrap(check) if any(isinstance(a, type) for a in args) else check
     result = ok(f"{name}: passed.")
+    _answer_names.clear()
+    _answer_names.update(n for a in args if callable(a) for n in _names_of(a))
     for _ in range(max(1, repeat)):
         try:
-            result = check(*watched, **kwargs)
-        except NotImplementedError:
-            return fail(f"{name}: {NOT_WRITTEN}")
+            result = run(*watched, **kwargs)
+        except NotImplementedError as e:
+            return fail(f"{name}: {not_written(e)}")
         except Exception as e:  # the learner's code failed outside the trials: one line, no traceback
             return fail(f"{name}: your code raised {type(e).__name__}: {e}")
         if watch.hits:
-            return fail(f"{name}: your function calls the library's {watch.hits[0]}: write it yourself")
+            what = "class" if run is not check else "function"
+            return fail(f"{name}: your {what} calls the library's {watch.hits[0]}: write it yourself")
         if not result.passed:
             return result
     return result
