@@ -203,11 +203,13 @@ def _norm_checker():
 
     from course_lib.layers import LayerNorm
 
-    @checker(LayerNorm, label="norm")
+    # (a checker of the course lives in course_lib, where its own reference calls are allowed; this
+    # one lives in tests/, so its reference is written out)
+    @checker(LayerNorm, F.layer_norm, label="norm")
     def check_norm(cls):
         x = torch.randn(3, 4, dtype=torch.float64)
         got = cls(4).double()(x)
-        want = F.layer_norm(x, (4,))
+        want = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
         return ok("norm: right.") if torch.allclose(got, want) else fail("norm: wrong.")
 
     return check_norm
@@ -259,8 +261,16 @@ def test_a_class_answer_is_refused_when_it_is_built_on_or_calls_the_library():
         def forward(self, x):
             return self.norm(x)
 
+    class OwnMethodNamedLikeTheLibrary(Right):  # its own `layer_norm`, not F.layer_norm
+        def layer_norm(self, x):
+            return Right.forward(self, x)
+
+        def forward(self, x):
+            return self.layer_norm(x)
+
     assert check_norm(Right).passed
-    assert not check_norm(lambda d: lambda x: F.layer_norm(x, (d,))).message.endswith("write it yourself")
+    assert check_norm(OwnMethodNamedLikeTheLibrary).passed
+    assert check_norm(lambda d: lambda x: F.layer_norm(x, (d,))).message.endswith("write it yourself")
     expected = {
         LayerNorm: "you passed the library's LayerNorm itself",
         Inherits: "your class is built on the library's LayerNorm",

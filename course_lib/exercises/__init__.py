@@ -198,12 +198,13 @@ def _same(a: object, b: object) -> bool:
     return a is b
 
 
-def library_calls(fn: object, refused: Iterable[object]) -> list[str]:
+def library_calls(fn: object, refused: Iterable[object], own_names: Iterable[str] = ()) -> list[str]:
     """Names of the `refused` library objects that `fn` is, or that its code refers to.
 
     Looks at `fn` itself (also through functools.partial and bound methods), the globals and
     closure variables its code loads, and the attribute names it uses (`mha.split_heads`), in
-    nested functions too.
+    nested functions too. `own_names`: attribute names the learner's own class defines (its
+    `self.layer_norm` is not `F.layer_norm`), never matched by name.
     """
     refused = list(refused)
     found: list[str] = []
@@ -236,7 +237,7 @@ def library_calls(fn: object, refused: Iterable[object]) -> list[str]:
     by_name = {}
     for r in refused:
         name = getattr(r, "__name__", None)
-        if name and name not in _GENERIC_NAMES:
+        if name and name not in _GENERIC_NAMES and name not in own_names:
             by_name.setdefault(name, r)
     for c in _nested_codes(code):
         for ins in dis.get_instructions(c):
@@ -301,8 +302,9 @@ def class_refusal(cls: type, refused: Iterable[object]) -> str | None:
                 if base is cls:
                     return f"you passed the library's {_label(r)} itself"
                 return f"your class is built on the library's {_label(r)}"
+    own = {n for c in cls.__mro__ if _own(c) for n in vars(c)}
     for fn in learner_functions(cls):
-        used = library_calls(fn, refused)
+        used = library_calls(fn, refused, own)
         if used:
             return f"your class calls the library's {used[0]}"
     return None
