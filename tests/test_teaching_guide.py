@@ -1,6 +1,7 @@
 """docs/teaching.md keeps up with the lessons.
 
-Every lesson in notebooks/ has a section with all its parts, every lesson plan's minutes add up to
+Every lesson in notebooks/ has a section with all its parts and a grading table that lists its
+exercises as the notebook has them, every lesson plan's minutes add up to
 a class slot of 45-60 minutes (and to the total its heading states), and each of the eleven learner
 misconceptions (../shared/learner-notes) is mapped to lessons that exist and that name it.
 The checks are functions returning a list of problems, so that the tests below can also show that
@@ -113,7 +114,8 @@ def plan_problems(text: str) -> list[str]:
 
 def grading_problems(text: str, notebooks: list[Path]) -> list[str]:
     """Each lesson's "How to grade" table lists its exercises as the notebook has them: the number,
-    the checker(s) and the points, one row per exercise, no row for an exercise that is gone."""
+    the checker(s) and the points, one row per exercise, no row for an exercise that is gone; and the
+    Points section's table gives each lesson the sum of its exercises' points."""
     import nbformat
 
     from course_lib.student import exercises
@@ -146,6 +148,20 @@ def grading_problems(text: str, notebooks: list[Path]) -> list[str]:
                 problems.append(
                     f"lesson {n}, exercise {ex.number}: the table says {row[2]} points, the notebook {ex.points:g}"
                 )
+    points = re.search(r"^\| points \|(.*)\|\s*$", text, re.M)
+    lessons = re.search(r"^\| lesson \|(.*)\|\s*$", text, re.M)
+    if not points or not lessons:
+        return [*problems, "no '| lesson |' and '| points |' rows in the guide's Points section"]
+    stated = dict(
+        zip([c.strip() for c in lessons.group(1).split("|")], [c.strip() for c in points.group(1).split("|")])
+    )
+    for path in notebooks:
+        n = path.name[:2]
+        total = sum(ex.points for ex in exercises(nbformat.read(path, as_version=4)))
+        if stated.get(n) != f"{total:g}":
+            problems.append(
+                f"lesson {n}: the points table says {stated.get(n)}, the notebook's exercises add up to {total:g}"
+            )
     return problems
 
 
@@ -237,6 +253,11 @@ def test_the_checks_catch_a_doctored_guide():
     assert any(
         "lesson 12" in p
         for p in grading_problems(text.replace(row, row.replace("| 2 |", "| 3 |")), notebooks)
+    )
+    table = next(line for line in text.splitlines() if line.startswith("| points |"))
+    assert any(
+        "points table" in p
+        for p in grading_problems(text.replace(table, table.replace("| 2 |", "| 3 |", 1)), notebooks)
     )
     extra = row.replace("| 1 ", "| 9 ", 1)
     assert any("lesson 12" in p for p in grading_problems(text.replace(row, row + "\n" + extra), notebooks))
